@@ -1,0 +1,35 @@
+# One entry point for everything: `make test` sets up a fresh machine and runs every check.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup test lint demo bench clean
+
+setup: $(STAMP)
+
+# torch first, from its pinned CPU build, so nothing later pulls the CUDA wheels.
+$(STAMP): vbgm/pyproject.toml ap10k/pyproject.toml
+	@if ! command -v fluidsynth >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "installing fluidsynth + fluid-soundfont-gm (Debian)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fluidsynth fluid-soundfont-gm >/dev/null; \
+	fi
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e 'vbgm[test]' -e 'ap10k[test]'
+	touch $(STAMP)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+test: lint
+	$(VENV)/bin/pytest -q vbgm/tests ap10k/tests
+
+demo: $(STAMP)
+	$(VENV)/bin/python benchmarks/demo.py
+
+bench: $(STAMP)
+	$(VENV)/bin/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) out

@@ -1,0 +1,63 @@
+"""The plain data model every stage shares: a song as a quantised note array on a sixteenth grid.
+
+A song is 4/4 at 16 positions per bar. Notes are held as one integer array (fast to build from
+symusic's numpy export, fast to tokenise) rather than a list of objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+SIXTEENTHS_PER_BAR = 16
+
+# Instrument classes as LPD-5 merges them; the id is the CMT token value (0 = none).
+INSTRUMENTS: tuple[str, ...] = ("drums", "piano", "guitar", "bass", "strings")
+INSTRUMENT_IDS: dict[str, int] = {name: i + 1 for i, name in enumerate(INSTRUMENTS)}
+
+# Genre codes of the CMT initial tokens.
+GENRES: tuple[str, ...] = ("unknown", "metal", "country", "dance", "electronic", "pop", "rock")
+GENRE_IDS: dict[str, int] = {name: i for i, name in enumerate(GENRES)}
+
+# Columns of Song.notes.
+ONSET, DURATION, PITCH, INSTRUMENT, VELOCITY = range(5)
+
+
+def empty_notes() -> np.ndarray:
+    """An empty (0, 5) note array."""
+    return np.zeros((0, 5), dtype=np.int32)
+
+
+@dataclass
+class Song:
+    """A quantised multi-track song.
+
+    notes: int32 array (N, 5) with columns onset (absolute sixteenth), duration (sixteenths,
+        1..16), pitch (MIDI 0..127), instrument (1..5, see INSTRUMENTS), velocity (1..127).
+        Sorted by (onset, instrument, pitch).
+    n_sixteenths: song length in sixteenths (>= last onset + 1); drives the beat-position class.
+    genre: genre code (GENRES index), 0 = unknown.
+    """
+
+    notes: np.ndarray = field(default_factory=empty_notes)
+    n_sixteenths: int = 0
+    genre: int = 0
+
+    @property
+    def instruments(self) -> tuple[int, ...]:
+        """Instrument ids present in the song, ascending."""
+        return tuple(int(i) for i in np.unique(self.notes[:, INSTRUMENT]))
+
+    @property
+    def n_bars(self) -> int:
+        """Number of bars the song spans."""
+        return -(-self.n_sixteenths // SIXTEENTHS_PER_BAR)
+
+
+def sort_notes(notes: np.ndarray) -> np.ndarray:
+    """Return notes sorted by (onset, instrument, pitch, duration): the canonical order."""
+    if len(notes) == 0:
+        return notes
+    order = np.lexsort((notes[:, DURATION], notes[:, PITCH], notes[:, INSTRUMENT], notes[:, ONSET]))
+    return notes[order]

@@ -1,0 +1,43 @@
+"""Shared fixtures: where the real data lives (../shared/data or $VBGM_DATA)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _data_root() -> Path | None:
+    env = os.environ.get("VBGM_DATA")
+    candidates = [Path(env)] if env else []
+    candidates.append(REPO.parent / "shared" / "data")
+    for c in candidates:
+        if c.is_dir():
+            return c
+    return None
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    """The shared real-data folder; skipped when absent, an error in CI (CI=true)."""
+    root = _data_root()
+    if root is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("real data not found at ../shared/data or $VBGM_DATA, and CI=true")
+        pytest.skip("real data not found at ../shared/data or $VBGM_DATA")
+    return root
+
+
+@pytest.fixture(scope="session")
+def midi_root(data_root: Path) -> Path:
+    """Folder of real MIDI files."""
+    return data_root / "midi"
+
+
+@pytest.fixture(scope="session")
+def video_root(data_root: Path) -> Path:
+    """Folder of real video clips."""
+    return data_root / "videos"
