@@ -23,6 +23,9 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
                                dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes it owner-only; outputs get normal modes
     try:
         yield tmp_path
         os.replace(tmp_path, target)

@@ -61,3 +61,32 @@ def sort_notes(notes: np.ndarray) -> np.ndarray:
         return notes
     order = np.lexsort((notes[:, DURATION], notes[:, PITCH], notes[:, INSTRUMENT], notes[:, ONSET]))
     return notes[order]
+
+
+def normalize_notes(notes: np.ndarray) -> np.ndarray:
+    """Return the canonical form of a note array: what `read_midi` and `decode` produce.
+
+    Durations are clipped to 1..16 and velocities to 1..127; of notes sharing (onset, pitch,
+    instrument) only the longest (then loudest) is kept; a note that would still sound when the
+    same pitch of the same instrument starts again is shortened to end there (MIDI cannot hold two
+    overlapping notes of one pitch on one channel); the result is in canonical order.
+    """
+    notes = np.asarray(notes, dtype=np.int32).reshape(-1, 5).copy()
+    if len(notes) == 0:
+        return notes
+    notes[:, DURATION] = np.clip(notes[:, DURATION], 1, SIXTEENTHS_PER_BAR)
+    notes[:, VELOCITY] = np.clip(notes[:, VELOCITY], 1, 127)
+    # Group by (instrument, pitch, onset), longest then loudest first; keep each group's first.
+    order = np.lexsort((-notes[:, VELOCITY], -notes[:, DURATION], notes[:, ONSET],
+                        notes[:, PITCH], notes[:, INSTRUMENT]))
+    notes = notes[order]
+    key = notes[:, [INSTRUMENT, PITCH, ONSET]]
+    first = np.ones(len(notes), dtype=bool)
+    first[1:] = np.any(key[1:] != key[:-1], axis=1)
+    notes = notes[first]
+    # Same (instrument, pitch) rows are now adjacent and in onset order: cut at the next onset.
+    same = np.all(notes[1:, [INSTRUMENT, PITCH]] == notes[:-1, [INSTRUMENT, PITCH]], axis=1)
+    gap = notes[1:, ONSET] - notes[:-1, ONSET]
+    cut = same & (notes[:-1, DURATION] > gap)
+    notes[:-1, DURATION][cut] = gap[cut]
+    return sort_notes(notes)

@@ -1,0 +1,226 @@
+"""Training: overfitting the real sample to AP 1.0, exact resume, torchrun DDP, learning on
+synthetic animals, and the train/predict/synth command lines."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from ap10k.cli import main
+from ap10k.pipeline import PipelineConfig
+from ap10k.synth import generate
+from ap10k.train import TrainConfig, lr_at, train
+
+FAST = {"warmup_iters": 0, "milestones": [10**6], "workers": 0, "checkpoint_every": 1000}
+
+
+def no_aug(size: int) -> PipelineConfig:
+    return PipelineConfig(input_size=size, heatmap_size=size // 4, flip_prob=0, half_body_prob=0,
+                          scale_factor=0, rotation_prob=0, shift_prob=0)
+
+
+@pytest.fixture(scope="module")
+def tiny_synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("synth")
+    generate(out, 12, seed=5, val_fraction=0.25, size=(96, 96), progress=False)
+    return out
+
+
+def test_lr_schedule_warms_up_and_steps_at_scaled_milestones() -> None:
+    cfg = TrainConfig(epochs=21, warmup_iters=10, lr=1e-3)
+    assert cfg.schedule_milestones() == [17, 20]
+    assert lr_at(0, 0, cfg) == pytest.approx(1e-6)
+    assert lr_at(5, 0, cfg) == pytest.approx(1e-3 * (0.001 + 0.999 * 0.5))
+    assert lr_at(50, 16, cfg) == pytest.approx(1e-3)
+    assert lr_at(50, 17, cfg) == pytest.approx(1e-4)
+    assert lr_at(50, 20, cfg) == pytest.approx(1e-5)
+    assert TrainConfig().schedule_milestones() == [170, 200]
+
+
+def test_overfits_the_real_sample_to_ap_1(ap10k_sample: Path, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    torch.manual_seed(0)
+    gt = ap10k_sample / "test_ap10k.json"
+    cfg = TrainConfig(model="resnet18", model_options={"deconv_channels": 64}, train=str(gt),
+                      images=str(ap10k_sample), out=str(tmp_path / "run"), epochs=120,
+                      batch_size=2, lr=2e-3, pipeline=no_aug(128), **FAST)
+    result = train(cfg, progress=False)
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"] / 20
+    # predict with the ground-truth boxes, then score with `ap10k evaluate`
+    images = [str(ap10k_sample / n) for n in ("000000000004.jpg", "000000037516.jpg")]
+    assert main(["predict", *images, "--checkpoint", str(tmp_path / "run" / "last.pt"),
+                 "--boxes", str(gt), "-o", str(tmp_path / "pred")]) == 0
+    assert (tmp_path / "pred" / "000000037516_pose.jpg").is_file()
+    capsys.readouterr()
+    report = tmp_path / "eval.json"
+    assert main(["evaluate", str(gt), str(tmp_path / "pred" / "results.json"),
+                 "--json", str(report)]) == 0
+    stats = json.loads(report.read_text())["stats"]
+    assert stats["AP"] == pytest.approx(1.0)
+
+
+def test_resume_continues_exactly(tiny_synth: Path, tmp_path: Path) -> None:
+    base = dict(model="resnet18", model_options={"deconv_channels": 32},
+                train=str(tiny_synth / "annotations" / "synth-train.json"),
+                images=str(tiny_synth / "data"), epochs=2, batch_size=4, lr=1e-3,
+                warmup_iters=3, pipeline=PipelineConfig(input_size=64, heatmap_size=16))
+    straight = TrainConfig(**base, out=str(tmp_path / "a"), workers=0)
+    train(straight, progress=False)
+    # the interrupted run also uses worker processes: crops must not depend on them
+    interrupted = TrainConfig(**base, out=str(tmp_path / "b"), workers=2)
+    first = train(interrupted, progress=False, stop_after=1)
+    assert first.epochs_done == 1
+    second = train(interrupted, resume=True, progress=False)
+    assert second.epochs_done == 2
+    a = torch.load(tmp_path / "a" / "last.pt", weights_only=False)
+    b = torch.load(tmp_path / "b" / "last.pt", weights_only=False)
+    assert a["iteration"] == b["iteration"] == 2 * 3
+    for k, v in a["model"].items():
+        assert torch.equal(v, b["model"][k]), k
+    for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
+        assert torch.equal(sa["exp_avg_sq"], sb["exp_avg_sq"])
+    assert [r["train_loss"] for r in a["history"]] == [r["train_loss"] for r in b["history"]]
+    assert (tmp_path / "b" / "log.csv").read_text().count("\n") == 3
+
+
+def test_torchrun_two_processes_gloo(tiny_synth: Path, tmp_path: Path) -> None:
+    config = {"model": "resnet18", "model_options": {"deconv_channels": 32},
+              "train": str(tiny_synth / "annotations" / "synth-train.json"),
+              "val": str(tiny_synth / "annotations" / "synth-val.json"),
+              "images": str(tiny_synth / "data"), "out": str(tmp_path / "ddp"), "epochs": 2,
+              "batch_size": 3, "workers": 0, "device": "cpu", "val_every": 2,
+              "pipeline": {"input_size": 64, "heatmap_size": 16}}
+    (tmp_path / "cfg.json").write_text(json.dumps(config))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         "-m", "ap10k.cli", "train", str(tmp_path / "cfg.json"), "--no-progress"],
+        capture_output=True, text=True, env=env, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ckpt = torch.load(tmp_path / "ddp" / "last.pt", weights_only=False)
+    # 9 training images over 2 ranks → 5 per rank → 2 batches of ≤3 per epoch
+    assert ckpt["epoch"] == 2 and ckpt["iteration"] == 4
+    assert len(ckpt["rng"]) == 2
+    assert isinstance(ckpt["history"][-1]["val_AP"], float)
+    assert (tmp_path / "ddp" / "curve.png").is_file()
+
+
+def test_learns_synthetic_animals_well_above_chance(tmp_path: Path) -> None:
+    data = tmp_path / "synth"
+    generate(data, 240, seed=1, val_fraction=0.25, size=(128, 128), progress=False)
+    torch.manual_seed(0)
+    cfg = TrainConfig(model="resnet18", model_options={"deconv_channels": 64},
+                      train=str(data / "annotations" / "synth-train.json"),
+                      val=str(data / "annotations" / "synth-val.json"),
+                      images=str(data / "data"), out=str(tmp_path / "run"), epochs=12,
+                      batch_size=16, lr=2e-3, warmup_iters=10, val_every=12, workers=0,
+                      checkpoint_every=1000, pipeline=PipelineConfig(input_size=64,
+                                                                     heatmap_size=16))
+    result = train(cfg, progress=False)
+    assert result.last_ap is not None and result.last_ap > 0.2
+
+
+def test_command_line_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--model", "resnet18", "-o", str(tmp_path / "r")]) == 2
+    assert "--train" in capsys.readouterr().err
+    bad = tmp_path / "cfg.json"
+    bad.write_text(json.dumps({"modle": "resnet18"}))
+    assert main(["train", str(bad)]) == 2
+    assert "modle" in capsys.readouterr().err
+    img = tmp_path / "x.jpg"
+    img.write_bytes(b"")
+    assert main(["predict", str(img), "--checkpoint", str(tmp_path / "no.pt"),
+                 "-o", str(tmp_path / "p")]) == 2
+    assert "no.pt" in capsys.readouterr().err
+    assert not (tmp_path / "p").exists()
+    assert main(["synth", "-o", str(tmp_path / "s"), "--n", "1"]) == 2
+
+
+def test_synth_command_writes_an_ap10k_style_dataset(tmp_path: Path) -> None:
+    from ap10k.dataset import CocoDataset
+
+    assert main(["synth", "-o", str(tmp_path), "--n", "10", "--seed", "3",
+                 "--size", "96", "96"]) == 0
+    train_set = CocoDataset.load(tmp_path / "annotations" / "synth-train.json")
+    val_set = CocoDataset.load(tmp_path / "annotations" / "synth-val.json")
+    assert len(train_set.images) == 8 and len(val_set.images) == 2
+    assert len(train_set.categories) == 54
+    for a in train_set.annotations + val_set.annotations:
+        lab = a.keypoints[:, 2] > 0
+        assert lab.sum() >= 6 and set(a.keypoints[:, 2]) <= {0.0, 2.0}
+        x, y, w, h = a.bbox
+        assert (a.keypoints[lab, 0] >= x).all() and (a.keypoints[lab, 0] <= x + w).all()
+        assert (a.keypoints[lab, 1] >= y).all() and (a.keypoints[lab, 1] <= y + h).all()
+    first = (tmp_path / "data" / "000000000001.jpg").read_bytes()
+    assert main(["synth", "-o", str(tmp_path / "again"), "--n", "3", "--seed", "3",
+                 "--size", "96", "96"]) == 0
+    assert (tmp_path / "again" / "data" / "000000000001.jpg").read_bytes() == first
+
+
+@pytest.fixture(scope="module")
+def fake_release(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A miniature dataset in the official release layout, made of synthetic animals."""
+    from ap10k.dataset import CocoDataset
+
+    root = tmp_path_factory.mktemp("release")
+    generate(root, 40, seed=9, val_fraction=0.0, size=(96, 96), progress=False)
+    full = CocoDataset.load(root / "annotations" / "synth-train.json")
+    ids = [im.id for im in full.images]
+    for name, part in (("train", ids[:28]), ("val", ids[28:34]), ("test", ids[34:])):
+        full.subset(part).save(root / "annotations" / f"ap10k-{name}-split1.json")
+    return root
+
+
+def test_experiment_dry_run_plans_the_paper_tables(fake_release: Path, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    out = str(tmp_path / "exp")
+    assert main(["experiment", "table3", "--data-root", str(fake_release), "--out", out,
+                 "--repeats", "1", "--dry-run"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("5 training runs of 210 epochs")
+    for key in ("resnet50-scratch-split1", "hrnet_w48-scratch-split1", "hourglass52-scratch"):
+        assert key in text
+    assert main(["experiment", "table5", "--data-root", str(fake_release), "--out", out,
+                 "--repeats", "2", "--dry-run"]) == 0
+    text = capsys.readouterr().out
+    # Bovidae species in the synthetic set: antelope and cow, each left out, two seeds
+    assert text.startswith("4 training runs")
+    assert "loso-bovidae-cow-seed1" in text and "loso-bovidae-antelope-seed0" in text
+    assert not (tmp_path / "exp" / "runs").exists()
+    assert main(["experiment", "table3", "--data-root", str(tmp_path / "none"),
+                 "--dry-run"]) == 2
+
+
+def test_experiment_table3_runs_end_to_end(fake_release: Path, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from ap10k.models import build_model
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    # an "ImageNet" file in torchvision layout: backbone names without prefix, plus fc
+    state = build_model("resnet18").backbone.state_dict()
+    state["fc.weight"] = torch.zeros(1000, 512)
+    torch.save(state, weights / "resnet18.pth")
+    out = tmp_path / "exp"
+    args = ["experiment", "table3", "--data-root", str(fake_release), "--out", str(out),
+            "--repeats", "1", "--models", "resnet18", "--pretrained-dir", str(weights),
+            "--epochs", "1", "--batch-size", "8", "--input-size", "64", "--workers", "0"]
+    assert main(args) == 0
+    table = (out / "table3.md").read_text()
+    assert "| resnet18 |" in table and "1 of 1 repeats done" in table
+    row = next(line for line in table.splitlines() if line.startswith("| resnet18"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert 0.0 <= float(cells[1]) <= 1.0 and 0.0 <= float(cells[2]) <= 1.0
+    results = sorted((out / "runs").glob("*/result.json"))
+    assert [p.parent.name for p in results] == ["resnet18-imagenet-split1",
+                                                "resnet18-scratch-split1"]
+    # started again, finished runs are reused, not retrained
+    stamp = results[0].stat().st_mtime_ns
+    capsys.readouterr()
+    assert main(args) == 0
+    assert results[0].stat().st_mtime_ns == stamp

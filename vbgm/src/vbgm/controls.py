@@ -1,0 +1,51 @@
+"""Measurements → CMT control classes: bar flow speed → density 1..17, beat weight → strength.
+
+Density (a bar's class in the CMT tokens, 1 = empty bar, 17 = every sixteenth has an onset) is
+1 + the number of DENSITY_THRESHOLDS the bar's mean flow speed reaches, so it is monotonic in
+speed. Speed is in frame heights per second (flow measured at a fixed analysis height and divided
+by it and by the frame interval), so the class depends neither on resolution nor on frame rate.
+
+How the thresholds were fitted (`benchmarks/fit_controls.py`, results in
+`benchmarks/results/controls_fit.json`): 16 values log-spaced (each ×1.39 the previous; perceived
+speed is roughly logarithmic) between
+  - 0.007 = 2.5 × the 95th-percentile speed of a still scene with camera noise after H.264
+    compression (0.0028): a tripod shot stays at density 1;
+  - 1.0 = the fastest 2-s window (bars at 120 bpm) among the five real clips in
+    ../shared/data/videos (bikes.mp4's pan, 1.03, to one significant figure): the fastest real
+    footage reaches the top class.
+On those clips, at their estimated tempi, this spreads the classes over the range:
+static-camera pedestrians (vtest.avi) 1–4, a hand-held object (box.mp4) 2–7, a face in a moving
+car (carphone) 9–10, a hand-held cup 9–12, cycling with pans and cuts (bikes.mp4) 10–15.
+The reference instead uses 16 thresholds fitted on its own training videos in pixels per frame
+at 360p (cmt-spec.md §4).
+
+Strength (a visual beat's class; in training it is a note count, 0..10 here as in the reference)
+is 1 + the number of STRENGTH_THRESHOLDS the beat's weight (0..1, relative to the video's
+strongest impact; cuts weigh 1) reaches. The thresholds are the deciles of the visual-beat
+weights of the five real clips (66 beats; cuts and each clip's strongest beat, weight 1 by
+construction, left out; each clip counting equally), so the classes are used about equally often
+on real footage; class 1 (the weakest tenth) is the class the generator drops, as the reference
+does. Five clips are little data: the thresholds are a documented starting point, not a law.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Frame heights per second; see the module docstring for the fit.
+DENSITY_THRESHOLDS: tuple[float, ...] = tuple(float(f"{x:.4g}")
+                                              for x in np.geomspace(0.007, 1.0, 16))
+# Deciles of visual-beat weight on the real clips.
+STRENGTH_THRESHOLDS: tuple[float, ...] = (0.27, 0.43, 0.49, 0.53, 0.54, 0.66, 0.74, 0.79, 0.88)
+
+
+def density_class(flow: float) -> int:
+    """Density class 1..17 of a bar whose mean flow speed is `flow` (frame heights per second)."""
+    return 1 + int(np.searchsorted(DENSITY_THRESHOLDS, flow, side="right"))
+
+
+def strength_class(weight: float) -> int:
+    """Strength class of a visual beat of weight 0..1: 1..10, and 0 for weight <= 0."""
+    if weight <= 0:
+        return 0
+    return 1 + int(np.searchsorted(STRENGTH_THRESHOLDS, weight, side="right"))

@@ -1,0 +1,455 @@
+"""The CMT model: compound-word embeddings, causal linear-attention encoder, two-stage heads.
+
+One network, two ways to run it that give the same numbers:
+
+- **parallel** (`forward`, `loss`): the whole sequence at once, for training. Causal linear
+  attention is computed in chunks (masked quadratic inside a chunk, a carried key-value state
+  across chunks), so memory grows linearly with length.
+- **recurrent** (`init_state`, `step`): one token at a time with a per-layer state
+  S = sum phi(k) v^T and z = sum phi(k), so each generated token costs O(1).
+
+Facts (field widths, wiring, names) follow ../shared/reference/cmt-spec.md §2; the reference's
+released state_dict loads with `load_reference_state_dict`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+from vbgm import vocab
+from vbgm.atomic import atomic_path
+from vbgm.errors import VbgmError
+
+# Embedding widths of the 7 predicted fields, in column order (barbeat .. strength).
+FIELD_WIDTHS: tuple[int, ...] = (64, 32, 64, 512, 128, 32, 64)
+# Fields predicted by the six second-stage heads, in head order (column indices).
+HEAD_COLUMNS: tuple[int, ...] = (
+    vocab.BARBEAT, vocab.DENSITY, vocab.PITCH, vocab.DURATION, vocab.INSTR, vocab.STRENGTH,
+)
+CONTROL_COLUMNS: tuple[int, ...] = (vocab.DENSITY, vocab.STRENGTH)
+EPS = 1e-6  # the linear-attention denominator epsilon of the reference
+
+
+@dataclass
+class CMTConfig:
+    """Model size and options. Defaults are the paper's model."""
+
+    n_layer: int = 12
+    d_model: int = 512
+    n_head: int = 8
+    d_ff: int = 2048
+    dropout: float = 0.1
+    field_widths: tuple[int, ...] = FIELD_WIDTHS
+    p_beat_width: int = 256
+    init_width: int = 64
+    max_pos: int = vocab.MAX_SIXTEENTHS  # rows of the sinusoidal table (indexed by i_beat)
+    ablate_controls: bool = False  # baseline: no density/strength/p_beat input or prediction
+    chunk: int = 64  # chunk length of the parallel linear attention
+    checkpoint_layers: bool = False  # recompute layer activations in backward (saves memory)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CMTConfig:
+        d = dict(d)
+        if "field_widths" in d:
+            d["field_widths"] = tuple(d["field_widths"])
+        return cls(**d)
+
+
+CONFIGS: dict[str, CMTConfig] = {
+    "paper": CMTConfig(),
+    # Sized for ~2 h on 2 CPU cores (benchmarks/bench_model.py): ~3.6 M parameters.
+    "small": CMTConfig(n_layer=4, d_model=256, n_head=4, d_ff=1024, dropout=0.05),
+    # Smoke runs and tests only.
+    "tiny": CMTConfig(n_layer=2, d_model=64, n_head=4, d_ff=128, dropout=0.1, chunk=16),
+}
+
+
+def sinusoid_table(n: int, d: int) -> Tensor:
+    """(n, d) table: even dims sin(pos*w_k), odd dims cos(pos*w_k), w_k = 10000^(-2k/d)."""
+    pos = torch.arange(n, dtype=torch.float32)[:, None]
+    w = torch.exp(torch.arange(0, d, 2, dtype=torch.float32) * (-math.log(10000.0) / d))
+    pe = torch.zeros(n, d)
+    pe[:, 0::2] = torch.sin(pos * w)
+    pe[:, 1::2] = torch.cos(pos * w)
+    return pe
+
+
+def phi(x: Tensor) -> Tensor:
+    """The linear-attention feature map elu(x) + 1 (positive)."""
+    return F.elu(x) + 1.0
+
+
+def causal_linear_attention(q: Tensor, k: Tensor, v: Tensor, chunk: int,
+                            state: tuple[Tensor, Tensor] | None = None
+                            ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    """Causal linear attention over (B, H, T, dk) feature-mapped q, k and values v.
+
+    out_i = q_i . S_i / (q_i . z_i + eps), S_i = sum_{j<=i} k_j v_j^T, z_i = sum_{j<=i} k_j.
+    Done in chunks of `chunk`: a masked quadratic product inside each chunk plus the state
+    carried from earlier chunks (an exclusive cumulative sum), so memory is O(T). Returns the
+    output and the final (S, z) so a recurrent run can continue from here.
+    """
+    B, H, T, dk = q.shape
+    n = -(-T // chunk)
+    pad = n * chunk - T
+    if pad:  # zero keys/values add nothing to S or z
+        q, k, v = (F.pad(t, (0, 0, 0, pad)) for t in (q, k, v))
+    q, k, v = (t.reshape(B, H, n, chunk, dk) for t in (q, k, v))
+    kv = torch.einsum("bhncd,bhnce->bhnde", k, v)  # per-chunk sum k v^T
+    ks = k.sum(3)  # (B, H, n, dk)
+    S_incl, z_incl = kv.cumsum(2), ks.cumsum(2)
+    S_prev, z_prev = S_incl - kv, z_incl - ks  # state before each chunk
+    if state is not None:
+        S_prev = S_prev + state[0][:, :, None]
+        z_prev = z_prev + state[1][:, :, None]
+    mask = torch.ones(chunk, chunk, dtype=torch.bool, device=q.device).tril()
+    a = torch.einsum("bhncd,bhnmd->bhncm", q, k).masked_fill(~mask, 0.0)
+    num = a @ v + q @ S_prev
+    den = a.sum(-1) + torch.einsum("bhncd,bhnd->bhnc", q, z_prev)
+    out = (num / (den + EPS)[..., None]).reshape(B, H, n * chunk, dk)[:, :, :T]
+    S_last, z_last = S_incl[:, :, -1], z_incl[:, :, -1]
+    if state is not None:
+        S_last, z_last = S_last + state[0], z_last + state[1]
+    return out, (S_last, z_last)
+
+
+class Layer(nn.Module):
+    """Post-norm encoder layer: x = norm1(x + attn(x)); x = norm2(x + ff(x))."""
+
+    def __init__(self, c: CMTConfig) -> None:
+        super().__init__()
+        self.n_head, self.chunk = c.n_head, c.chunk
+        self.qkv = nn.Linear(c.d_model, 3 * c.d_model)  # fused query/key/value projection
+        self.out = nn.Linear(c.d_model, c.d_model)
+        self.ff1 = nn.Linear(c.d_model, c.d_ff)
+        self.ff2 = nn.Linear(c.d_ff, c.d_model)
+        self.norm1 = nn.LayerNorm(c.d_model)
+        self.norm2 = nn.LayerNorm(c.d_model)
+        self.drop = nn.Dropout(c.dropout)
+
+    def forward(self, x: Tensor, state: tuple[Tensor, Tensor] | None = None
+                ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        B, T, D = x.shape
+        q, k, v = self.qkv(x).view(B, T, 3, self.n_head, D // self.n_head).permute(2, 0, 3, 1, 4)
+        a, new_state = causal_linear_attention(phi(q), phi(k), v, self.chunk, state)
+        x = self.norm1(x + self.drop(self.out(a.transpose(1, 2).reshape(B, T, D))))
+        y = self.drop(self.ff2(self.drop(F.gelu(self.ff1(x)))))
+        return self.norm2(x + y), new_state
+
+
+@dataclass
+class State:
+    """Recurrent state: per layer S (L, B, H, dk, dk) and z (L, B, H, dk)."""
+
+    S: Tensor
+    z: Tensor
+
+    def clone(self) -> State:
+        return State(self.S.clone(), self.z.clone())
+
+    def select(self, index: Tensor) -> State:
+        """The states of the given batch rows (for candidate branching)."""
+        return State(self.S[:, index], self.z[:, index])
+
+
+class CMT(nn.Module):
+    """Controllable compound-word music transformer with causal linear attention."""
+
+    def __init__(self, config: CMTConfig) -> None:
+        super().__init__()
+        c = self.config = config
+        self.inputs = [col for col in range(vocab.N_PREDICTED)
+                       if not (c.ablate_controls and col in CONTROL_COLUMNS)]
+        self.heads_used = [col for col in HEAD_COLUMNS
+                           if not (c.ablate_controls and col in CONTROL_COLUMNS)]
+        # Conditioning rows (genre, key, instrument) -> d_model, prepended.
+        self.init_emb = nn.ModuleList(nn.Embedding(n, c.init_width) for n in vocab.INIT_CLASSES)
+        self.init_proj = nn.Linear(3 * c.init_width, c.d_model)
+        # Token fields; an ablated field keeps no table.
+        self.emb = nn.ModuleDict({
+            str(col): nn.Embedding(vocab.N_CLASSES[col], c.field_widths[col]) for col in self.inputs
+        })
+        self.in_proj = nn.Linear(sum(c.field_widths[col] for col in self.inputs), c.d_model)
+        if not c.ablate_controls:
+            self.p_beat_emb = nn.Embedding(vocab.N_CLASSES[vocab.P_BEAT], c.p_beat_width)
+            self.p_beat_proj = nn.Linear(c.p_beat_width, c.d_model)
+        self.register_buffer("pe", sinusoid_table(c.max_pos, c.d_model), persistent=True)
+        self.drop = nn.Dropout(c.dropout)
+        self.layers = nn.ModuleList(Layer(c) for _ in range(c.n_layer))
+        self.norm = nn.LayerNorm(c.d_model)
+        # Two-stage output: type from h; the rest from z = proj(concat(h, type embedding)).
+        self.type_head = nn.Linear(c.d_model, vocab.N_CLASSES[vocab.TYPE])
+        self.concat_type = nn.Linear(c.d_model + c.field_widths[vocab.TYPE], c.d_model)
+        self.heads = nn.ModuleDict({
+            str(col): nn.Linear(c.d_model, vocab.N_CLASSES[col]) for col in self.heads_used
+        })
+
+    # ---- embeddings ----
+    def embed_init(self, init: Tensor) -> Tensor:
+        """(B, 7, 3) conditioning rows -> (B, 7, d)."""
+        e = [m(init[..., i]) * math.sqrt(m.embedding_dim) for i, m in enumerate(self.init_emb)]
+        return self.init_proj(torch.cat(e, -1))
+
+    def embed_tokens(self, x: Tensor) -> Tensor:
+        """(B, T, 9) token rows -> (B, T, d): fields + p_beat + position(i_beat), then dropout."""
+        e = []
+        for col in self.inputs:
+            m = self.emb[str(col)]
+            e.append(m(x[..., col]) * math.sqrt(m.embedding_dim))
+        h = self.in_proj(torch.cat(e, -1))
+        if not self.config.ablate_controls:
+            pb = self.p_beat_emb
+            h = h + self.p_beat_proj(pb(x[..., vocab.P_BEAT]) * math.sqrt(pb.embedding_dim))
+        h = h + self.pe[x[..., vocab.I_BEAT].clamp(0, self.pe.shape[0] - 1)]
+        return self.drop(h)
+
+    def type_embedding(self, types: Tensor) -> Tensor:
+        m = self.emb[str(vocab.TYPE)]
+        return m(types) * math.sqrt(m.embedding_dim)
+
+    # ---- parallel form ----
+    def encode(self, init: Tensor, x: Tensor | None,
+               state: State | None = None) -> tuple[Tensor, State]:
+        """Run the encoder over conditioning rows and/or tokens; returns (h, final state).
+
+        With `init` (B, 7, 3) the 7 conditioning positions come first (their outputs dropped);
+        with `state` the run continues a recurrent state instead (init must then be None).
+        h is (B, T, d) for the token rows of x (T = 0 when x is None).
+        """
+        parts = [] if init is None else [self.embed_init(init)]
+        if x is not None:
+            parts.append(self.embed_tokens(x))
+        h = torch.cat(parts, 1)
+        n_skip = 0 if init is None else init.shape[1]
+        S, z = [], []
+        for i, layer in enumerate(self.layers):
+            st = None if state is None else (state.S[i], state.z[i])
+            if self.config.checkpoint_layers and self.training and torch.is_grad_enabled():
+                h, (s, zz) = checkpoint(layer, h, st, use_reentrant=False)
+            else:
+                h, (s, zz) = layer(h, st)
+            S.append(s)
+            z.append(zz)
+        h = self.norm(h[:, n_skip:])
+        return h, State(torch.stack(S), torch.stack(z))
+
+    def forward(self, init: Tensor, x: Tensor) -> Tensor:
+        """Hidden states (B, T, d) for token rows x (B, T, 9) after conditioning rows init."""
+        return self.encode(init, x)[0]
+
+    def type_logits(self, h: Tensor) -> Tensor:
+        """Logits of the token type (..., 3)."""
+        return self.type_head(h)
+
+    def field_logits(self, h: Tensor, types: Tensor) -> list[Tensor | None]:
+        """Logits of the six other fields given the type, in order barbeat, density, pitch,
+        duration, instrument, strength. With `ablate_controls` density and strength are None."""
+        z = self.concat_type(torch.cat([h, self.type_embedding(types)], -1))
+        return [self.heads[str(col)](z) if str(col) in self.heads else None
+                for col in HEAD_COLUMNS]
+
+    def loss(self, init: Tensor, x: Tensor, y: Tensor, mask: Tensor
+             ) -> tuple[Tensor, dict[str, Tensor]]:
+        """Mean over fields of the masked mean cross-entropy of targets y (B, T, 9).
+
+        mask (B, T) is True on real (non-padding) target rows. The field heads see the target
+        type (teacher forcing of the two-stage output). Ablated fields are left out.
+        """
+        h = self(init, x)
+        m = mask.reshape(-1).float()
+        n = m.sum().clamp(min=1.0)
+        logits: dict[int, Tensor] = {vocab.TYPE: self.type_logits(h)}
+        for col, lg in zip(HEAD_COLUMNS, self.field_logits(h, y[..., vocab.TYPE])):
+            if lg is not None:
+                logits[col] = lg
+        per_field = {}
+        for col in sorted(logits):
+            lg = logits[col].float()
+            ce = F.cross_entropy(lg.reshape(-1, lg.shape[-1]), y[..., col].reshape(-1),
+                                 reduction="none")
+            per_field[vocab.FIELD_NAMES[col]] = (ce * m).sum() / n
+        total = torch.stack(list(per_field.values())).mean()
+        return total, per_field
+
+    # ---- recurrent form ----
+    @torch.no_grad()
+    def init_state(self, init: Tensor) -> State:
+        """The recurrent state after the 7 conditioning rows, init (B, 7, 3) or (7, 3)."""
+        if init.dim() == 2:
+            init = init[None]
+        return self.encode(init, None)[1]
+
+    @torch.no_grad()
+    def prefill(self, init: Tensor, x: Tensor) -> tuple[Tensor, State]:
+        """Hidden states for a known prefix x (B, T, 9) and the state after it (parallel form)."""
+        return self.encode(init, x)
+
+    def _step_weights(self) -> list[tuple[Tensor, ...]]:
+        """Per-layer weights laid out for batch-1 matrix-vector products (transposed,
+        contiguous), rebuilt whenever a parameter changed: in-place updates bump `_version`,
+        moves and casts give new storage."""
+        key = tuple((p.data_ptr(), p._version) for p in self.layers.parameters())
+        cached = getattr(self, "_step_cache", None)
+        if cached is None or cached[0] != key:
+            packed = []
+            for lay in self.layers:
+                packed.append(tuple(t.detach() for t in (
+                    lay.qkv.weight.t().contiguous(), lay.qkv.bias,
+                    lay.out.weight.t().contiguous(), lay.out.bias,
+                    lay.ff1.weight.t().contiguous(), lay.ff1.bias,
+                    lay.ff2.weight.t().contiguous(), lay.ff2.bias,
+                    lay.norm1.weight, lay.norm1.bias, lay.norm2.weight, lay.norm2.bias)))
+            cached = (key, packed)
+            self._step_cache = cached
+        return cached[1]
+
+    @torch.no_grad()
+    def step(self, tokens: Tensor, state: State) -> tuple[Tensor, State]:
+        """One token row per batch item (B, 9) -> hidden state (B, d) and the updated state.
+
+        O(1) per token: the same layer as `Layer.forward` written for one position, with the
+        attention as an update of S and z. The state is updated in place (and returned);
+        clone it to branch. Runs in eval semantics (no dropout).
+        """
+        x = self.embed_tokens(tokens[:, None])[:, 0]
+        B, D = x.shape
+        H = self.config.n_head
+        dk = D // H
+        for i, (wqkv, bqkv, wo, bo, w1, b1, w2, b2, g1, c1, g2, c2) in enumerate(
+                self._step_weights()):
+            qkv = torch.addmm(bqkv, x, wqkv).view(B, 3, H, dk)
+            q, k, v = phi(qkv[:, 0]), phi(qkv[:, 1]), qkv[:, 2]
+            S = state.S[i].view(B * H, dk, dk)
+            S.baddbmm_(k.reshape(B * H, dk, 1), v.reshape(B * H, 1, dk))  # S += k v^T
+            z = state.z[i]
+            z.add_(k)
+            num = torch.bmm(q.reshape(B * H, 1, dk), S).view(B, H, dk)
+            den = (q * z).sum(-1, keepdim=True) + EPS
+            x = F.layer_norm(torch.addmm(bo, (num / den).view(B, D), wo) + x, (D,), g1, c1)
+            y = torch.addmm(b2, F.gelu(torch.addmm(b1, x, w1)), w2)
+            x = F.layer_norm(y + x, (D,), g2, c2)
+        return self.norm(x), state
+
+
+# ---- the reference checkpoint ----
+_REF_FIELD_NAMES = ("barbeat", "type", "beat_density", "pitch", "duration", "instr",
+                    "onset_density")
+
+
+def reference_key_map(n_layer: int = 12) -> dict[str, str]:
+    """Our parameter name -> reference name (without `module.`), except the fused qkv,
+    whose weight/bias are the concatenation of the reference's query/key/value projections."""
+    m = {
+        "init_emb.0.weight": "init_emb_genre.lut.weight",
+        "init_emb.1.weight": "init_emb_key.lut.weight",
+        "init_emb.2.weight": "init_emb_instrument.lut.weight",
+        "init_proj.weight": "init_in_linear.weight", "init_proj.bias": "init_in_linear.bias",
+        "in_proj.weight": "encoder_in_linear.weight", "in_proj.bias": "encoder_in_linear.bias",
+        "p_beat_emb.weight": "encoder_emb_time_encoding.lut.weight",
+        "p_beat_proj.weight": "encoder_time_linear.weight",
+        "p_beat_proj.bias": "encoder_time_linear.bias",
+        "pe": "encoder_pos_emb.pe",
+        "norm.weight": "transformer_encoder.norm.weight",
+        "norm.bias": "transformer_encoder.norm.bias",
+        "type_head.weight": "proj_type.weight", "type_head.bias": "proj_type.bias",
+        "concat_type.weight": "project_concat_type.weight",
+        "concat_type.bias": "project_concat_type.bias",
+    }
+    for col, name in enumerate(_REF_FIELD_NAMES):
+        m[f"emb.{col}.weight"] = f"encoder_emb_{name}.lut.weight"
+        if col != vocab.TYPE:
+            m[f"heads.{col}.weight"] = f"proj_{name}.weight"
+            m[f"heads.{col}.bias"] = f"proj_{name}.bias"
+    for i in range(n_layer):
+        ours, ref = f"layers.{i}.", f"transformer_encoder.layers.{i}."
+        for a, b in (("out", "attention.out_projection"), ("ff1", "linear1"), ("ff2", "linear2"),
+                     ("norm1", "norm1"), ("norm2", "norm2")):
+            for p in ("weight", "bias"):
+                m[f"{ours}{a}.{p}"] = f"{ref}{b}.{p}"
+    return m
+
+
+def load_reference_state_dict(sd: dict[str, Tensor]) -> CMT:
+    """A `paper`-config CMT holding the reference's released weights (strict: every key used)."""
+    sd = {k.removeprefix("module."): v for k, v in sd.items()}
+    config = CMTConfig(**asdict(CONFIGS["paper"]))
+    model = CMT(config)
+    ours: dict[str, Tensor] = {}
+    used: set[str] = set()
+    for k, ref in reference_key_map(config.n_layer).items():
+        if ref not in sd:
+            raise VbgmError(f"reference checkpoint: missing key {ref!r}")
+        t = sd[ref]
+        ours[k] = t.reshape(config.max_pos, config.d_model) if k == "pe" else t
+        used.add(ref)
+    for i in range(config.n_layer):
+        ref = f"transformer_encoder.layers.{i}.attention."
+        for p in ("weight", "bias"):
+            names = [f"{ref}{w}_projection.{p}" for w in ("query", "key", "value")]
+            missing = [n for n in names if n not in sd]
+            if missing:
+                raise VbgmError(f"reference checkpoint: missing key {missing[0]!r}")
+            ours[f"layers.{i}.qkv.{p}"] = torch.cat([sd[n] for n in names], 0)
+            used.update(names)
+    extra = sorted(set(sd) - used)
+    if extra:
+        raise VbgmError(f"reference checkpoint: unexpected keys {extra[:3]}")
+    try:
+        model.load_state_dict(ours, strict=True)
+    except RuntimeError as exc:
+        raise VbgmError(f"reference checkpoint: {str(exc).splitlines()[0]}") from exc
+    return model
+
+
+# ---- our checkpoints ----
+def save_checkpoint(path: str | Path, model: CMT, config: CMTConfig,
+                    extra: dict[str, Any] | None = None, half: bool = False) -> None:
+    """Write model weights + config (+ `extra`, e.g. optimizer state) atomically.
+
+    The sinusoidal table is not stored (it is rebuilt). `half=True` stores weights as float16
+    (the shipped model: a small file; loading converts back to float32).
+    """
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items() if k != "pe"}
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    payload = {"format": "vbgm-cmt", "version": 1, "config": asdict(config), "model": state,
+               "extra": extra or {}}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_checkpoint(path: str | Path, map_location: str = "cpu") -> tuple[CMT, dict[str, Any]]:
+    """(model in float32, eval mode; meta = {"config", "extra"}) from a `save_checkpoint` file."""
+    path = Path(path)
+    if not path.is_file():
+        raise VbgmError(f"{path}: no such checkpoint file")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as exc:  # torch raises many kinds for a damaged file
+        raise VbgmError(f"{path}: not a readable checkpoint ({exc.__class__.__name__})") from exc
+    if not isinstance(payload, dict) or payload.get("format") != "vbgm-cmt":
+        raise VbgmError(f"{path}: not a vbgm model checkpoint")
+    config = CMTConfig.from_dict(payload["config"])
+    model = CMT(config)
+    state = {k: v.float() if v.is_floating_point() else v for k, v in payload["model"].items()}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or set(missing) - {"pe"}:
+        raise VbgmError(f"{path}: weights do not match the stored config "
+                        f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+    model.eval()
+    return model, {"config": config, "extra": payload.get("extra", {})}
+
+
+__all__ = [
+    "CMT", "CMTConfig", "CONFIGS", "HEAD_COLUMNS", "State", "causal_linear_attention",
+    "load_checkpoint", "load_reference_state_dict", "reference_key_map", "save_checkpoint",
+    "sinusoid_table",
+]

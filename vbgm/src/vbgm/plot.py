@@ -1,0 +1,138 @@
+"""A picture of a video analysis: why the music will do what it does.
+
+Panels share one time axis (seconds, with bar boundaries shaded alternately):
+1. motion: per-frame flow speed and each bar's mean, on a log scale, over the density thresholds;
+2. density class per bar (what the music's note density will follow);
+3. the impact envelope with the visual beats (coloured by strength class) and cuts;
+4. optionally, the generated notes as a piano roll on the same time axis.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from vbgm.atomic import atomic_path
+from vbgm.controls import DENSITY_THRESHOLDS
+from vbgm.video import VideoAnalysis
+
+_INSTRUMENT_COLOURS = ("#444444", "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd")
+_INSTRUMENT_NAMES = ("drums", "piano", "guitar", "bass", "strings")
+
+
+def plot_analysis(analysis: VideoAnalysis, path: str | os.PathLike[str],
+                  notes: np.ndarray | None = None) -> None:
+    """Draw `analysis` (and, if given, a (N, 5) note array as in `vbgm.song`) to an image file.
+
+    The format follows the suffix of `path` (PNG, SVG, PDF); the file is written atomically.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib import cm, colors
+
+    a = analysis
+    bar_s = 240.0 / a.tempo_bpm
+    end = max(a.duration_s, len(a.bars) * bar_s)
+    heights = [2.2, 1.3, 2.0] + ([2.2] if notes is not None else [])
+    fig, axes = plt.subplots(len(heights), 1, sharex=True, figsize=(13, 1.7 * sum(heights) / 1.4),
+                             gridspec_kw={"height_ratios": heights, "hspace": 0.12})
+    ax_flow, ax_dens, ax_env = axes[:3]
+    for ax in axes:
+        for m in range(len(a.bars)):
+            if m % 2:
+                ax.axvspan(m * bar_s, (m + 1) * bar_s, color="#f0f0f0", zorder=0, lw=0)
+        ax.axvline(a.duration_s, color="#888888", lw=0.8, ls=":", zorder=1)
+        for b in a.cuts:
+            ax.axvline(b.time_s, color="#d62728", lw=1.2, ls="--", zorder=2)
+        ax.grid(axis="y", color="#dddddd", lw=0.5)
+        ax.set_axisbelow(True)
+        ax.spines[["top", "right"]].set_visible(False)
+    ax_flow.set_xlim(0, end)
+
+    # 1. Motion speed on a log axis, with the density thresholds it is compared with.
+    floor = DENSITY_THRESHOLDS[0] / 3
+    ax_flow.plot(a.frame_times, np.maximum(a.frame_flow, floor), color="#9ecae1", lw=0.8,
+                 label="per frame")
+    starts = np.array([b.start_s for b in a.bars] + [len(a.bars) * bar_s])
+    flows = np.array([max(b.flow, floor) for b in a.bars])
+    ax_flow.stairs(flows, starts, color="#08519c", lw=2.0, label="bar mean")
+    for t in DENSITY_THRESHOLDS:
+        ax_flow.axhline(t, color="#bbbbbb", lw=0.4, zorder=0.5)
+    ax_flow.set_yscale("log")
+    top = max(DENSITY_THRESHOLDS[-1] * 1.5, float(np.max(a.frame_flow, initial=0)) * 1.2)
+    ax_flow.set_ylim(floor, top)
+    ax_flow.set_ylabel("flow speed\n(frame heights/s)")
+    ax_flow.legend(loc="upper right", fontsize=8, frameon=False, ncol=2)
+
+    # 2. Density class per bar.
+    dens = np.array([b.density for b in a.bars])
+    cmap = plt.get_cmap("viridis")
+    ax_dens.bar(starts[:-1], dens, width=bar_s * 0.92, align="edge",
+                color=cmap((dens - 1) / 16), edgecolor="none")
+    for b in a.bars:
+        ax_dens.text(b.start_s + bar_s * 0.46, b.density + 0.4, str(b.density), ha="center",
+                     va="bottom", fontsize=7 if len(a.bars) > 40 else 8)
+    ax_dens.set_ylim(0, 19.5)
+    ax_dens.set_yticks([1, 5, 9, 13, 17])
+    ax_dens.set_ylabel("density\nclass (1-17)")
+
+    # 3. Impact envelope, visual beats by strength, cuts.
+    # Scale the envelope like the beat weights (1 = the strongest visual beat).
+    visual = [b for b in a.beats if not b.is_cut]
+    at_beats = np.interp([b.time_s for b in visual], a.frame_times, a.envelope)
+    env_top = (max(e / b.weight for e, b in zip(at_beats, visual)) if visual
+               else float(np.max(a.envelope, initial=0))) or 1.0
+    env = np.minimum(a.envelope / env_top, 1.1)
+    ax_env.fill_between(a.frame_times, env, color="#fdd0a2", lw=0)
+    ax_env.plot(a.frame_times, env, color="#e6550d", lw=0.7)
+    norm = colors.Normalize(0, 10)
+    smap = cm.ScalarMappable(norm=norm, cmap="magma_r")
+    for b in a.beats:
+        if b.is_cut:
+            continue
+        ax_env.vlines(b.time_s, 0, b.weight, color=smap.to_rgba(b.strength), lw=1.6)
+        ax_env.scatter([b.time_s], [b.weight], s=22, color=smap.to_rgba(b.strength),
+                       zorder=3, edgecolor="white", lw=0.5)
+    cuts = [b.time_s for b in a.cuts]
+    if cuts:
+        ax_env.scatter(cuts, [1.12] * len(cuts), marker="v", s=40, color="#d62728", zorder=3)
+    ax_env.set_ylim(0, 1.2)
+    ax_env.set_ylabel("impact\n(● beat ▼ cut)")
+    cbar = fig.colorbar(smap, ax=list(axes), pad=0.01, fraction=0.02, aspect=40)
+    cbar.set_label("beat strength class")
+
+    # 4. Optional piano roll: onset/duration in sixteenths → seconds.
+    if notes is not None:
+        ax_roll = axes[3]
+        s16 = 15.0 / a.tempo_bpm
+        for k, (name, col) in enumerate(zip(_INSTRUMENT_NAMES, _INSTRUMENT_COLOURS), start=1):
+            sel = notes[notes[:, 3] == k] if len(notes) else notes
+            if len(sel) == 0:
+                continue
+            ax_roll.barh(sel[:, 2], sel[:, 1] * s16, left=sel[:, 0] * s16, height=0.9,
+                         color=col, alpha=0.75, label=name, lw=0)
+        ax_roll.set_ylabel("pitch")
+        if len(notes):
+            ax_roll.legend(loc="upper right", fontsize=8, frameon=False, ncol=5)
+    axes[-1].set_xlabel("time (s)")
+
+    # Bar numbers along the top.
+    top_ax = ax_flow.secondary_xaxis("top")
+    step = max(1, len(a.bars) // 24)
+    top_ax.set_xticks([(m + 0.5) * bar_s for m in range(0, len(a.bars), step)],
+                      [str(m) for m in range(0, len(a.bars), step)], fontsize=7)
+    top_ax.tick_params(length=0)
+    top_ax.set_xlabel("bar", fontsize=8)
+
+    n_cuts = len(a.cuts)
+    fig.suptitle(
+        f"{a.source}  ·  {a.duration_s:.1f} s, {a.fps:.2f} fps, {a.width}×{a.height}  ·  "
+        f"{a.tempo_bpm:g} bpm ({a.tempo_source}), {len(a.bars)} bars, "
+        f"{len(a.beats) - n_cuts} visual beats, {n_cuts} cuts",
+        fontsize=11, x=0.45, y=0.995)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    plt.close(fig)

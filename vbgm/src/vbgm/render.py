@@ -1,0 +1,324 @@
+"""MIDI → stereo audio with a General MIDI SoundFont, then loudness normalisation.
+
+Two synthesisers:
+- `fluidsynth`: the FluidSynth program with a full GM SoundFont (Debian `fluidsynth` +
+  `fluid-soundfont-gm`, or any SoundFont named by $VBGM_SOUNDFONT). Best sound; needs the system.
+- `symusic`: symusic's built-in synthesizer with the small GM SoundFont (TimGM6mb, 6 MB) that the
+  `pretty_midi` wheel ships. Works from pip alone.
+
+`backend="auto"` picks FluidSynth when both the program and a GM SoundFont are found.
+
+Whatever the synthesiser, the result is brought to one loudness (gated RMS, `target_db`) and then
+peak-limited to `ceiling_db`, so renders of different songs sound equally loud and never clip.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import tempfile
+import warnings
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import symusic
+from scipy.io import wavfile
+from scipy.ndimage import minimum_filter1d, uniform_filter1d
+
+from vbgm.atomic import atomic_path
+from vbgm.errors import VbgmError
+
+BACKENDS = ("auto", "fluidsynth", "symusic")
+
+# Where distributions put a full GM SoundFont (Debian/Ubuntu, Fedora/Arch).
+SYSTEM_SOUNDFONTS: tuple[str, ...] = (
+    "/usr/share/sounds/sf2/FluidR3_GM.sf2",
+    "/usr/share/sounds/sf2/default-GM.sf2",
+    "/usr/share/soundfonts/FluidR3_GM.sf2",
+    "/usr/share/soundfonts/default.sf2",
+)
+
+SILENCE_THRESHOLD = 1e-4  # -80 dBFS: quieter than this counts as silence when trimming the tail
+
+
+@dataclass
+class RenderConfig:
+    """How to turn MIDI into audio.
+
+    target_db: loudness target, gated RMS in dB relative to full scale (1.0 = 0 dB).
+    ceiling_db: the peak limiter's ceiling; no sample exceeds it.
+    max_tail_s: how much release/reverb tail after the last note end is kept.
+    fluidsynth_gain: FluidSynth's master gain (its output is float, so this only sets headroom).
+    """
+
+    sample_rate: int = 44100
+    backend: str = "auto"
+    soundfont: str | None = None
+    target_db: float = -16.0
+    ceiling_db: float = -1.0
+    max_tail_s: float = 2.0
+    fluidsynth_gain: float = 0.5
+
+
+# ---------------------------------------------------------------------------------------------
+# Finding the synthesiser and its SoundFont
+
+
+def fluidsynth_program() -> str | None:
+    """Path of the `fluidsynth` executable, or None."""
+    return shutil.which("fluidsynth")
+
+
+def system_soundfont() -> Path | None:
+    """A full GM SoundFont for FluidSynth: $VBGM_SOUNDFONT first, then the usual system places."""
+    env = os.environ.get("VBGM_SOUNDFONT")
+    for candidate in ([env] if env else []) + list(SYSTEM_SOUNDFONTS):
+        path = Path(candidate)
+        if path.is_file():
+            return path
+    return None
+
+
+def bundled_soundfont() -> Path | None:
+    """TimGM6mb.sf2 from the installed `pretty_midi` wheel, found without importing pretty_midi."""
+    spec = importlib.util.find_spec("pretty_midi")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        path = Path(location) / "TimGM6mb.sf2"
+        if path.is_file():
+            return path
+    return None
+
+
+def choose_backend(backend: str = "auto", soundfont: str | os.PathLike[str] | None = None
+                   ) -> tuple[str, Path]:
+    """Resolve `backend` ("auto" | "fluidsynth" | "symusic") and the SoundFont it will use.
+
+    An explicit `soundfont` wins; otherwise FluidSynth uses the system GM SoundFont and the symusic
+    synthesizer uses pretty_midi's TimGM6mb (so the pip-only path sounds the same everywhere).
+    """
+    if backend not in BACKENDS:
+        raise VbgmError(f"unknown audio backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    explicit = Path(soundfont) if soundfont is not None else None
+    if explicit is not None and not explicit.is_file():
+        raise VbgmError(f"{explicit}: SoundFont not found")
+    if backend == "auto":
+        has_fluid = fluidsynth_program() is not None
+        backend = "fluidsynth" if has_fluid and (explicit or system_soundfont()) else "symusic"
+    if backend == "fluidsynth":
+        if fluidsynth_program() is None:
+            raise VbgmError("the fluidsynth program is not installed "
+                            "(Debian: apt install fluidsynth)")
+        sf = explicit or system_soundfont()
+        if sf is None:
+            raise VbgmError("no GM SoundFont for fluidsynth: set $VBGM_SOUNDFONT or install "
+                            "fluid-soundfont-gm")
+        return backend, sf
+    sf = explicit or bundled_soundfont()
+    if sf is None:
+        raise VbgmError("no SoundFont for the symusic synthesizer: pretty_midi (which ships "
+                        "TimGM6mb.sf2) is not installed; pass a SoundFont or set $VBGM_SOUNDFONT")
+    return backend, sf
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering
+
+
+def load_score(midi: str | os.PathLike[str] | symusic.Score) -> symusic.Score:
+    """A symusic Score (tick time) from a MIDI path or a Score of any time unit."""
+    if isinstance(midi, symusic.Score):
+        return midi if isinstance(midi, symusic.core.ScoreTick) else midi.to("tick")
+    path = Path(midi)
+    if not path.is_file():
+        raise VbgmError(f"{path}: MIDI file not found")
+    try:
+        return symusic.Score(path)
+    except Exception as exc:  # symusic raises plain RuntimeError/ValueError on bad files
+        raise VbgmError(f"{path}: not a readable MIDI file ({exc})") from exc
+
+
+def score_seconds(score: symusic.Score) -> float:
+    """Time in seconds at which the last note ends (0 for an empty score)."""
+    seconds = score.to("second")
+    return max((float(t.end()) for t in seconds.tracks if len(t.notes)), default=0.0)
+
+
+def _render_symusic(score: symusic.Score, sample_rate: int, soundfont: Path) -> np.ndarray:
+    synth = symusic.Synthesizer(str(soundfont), sample_rate, 0)
+    audio = synth.render(score, True)  # (2, n), Fortran order
+    return np.ascontiguousarray(np.asarray(audio, dtype=np.float32).T)
+
+
+def _render_fluidsynth(score: symusic.Score, sample_rate: int, soundfont: Path,
+                       gain: float) -> np.ndarray:
+    with tempfile.TemporaryDirectory(prefix="vbgm-render-") as tmp:
+        mid, wav = Path(tmp) / "in.mid", Path(tmp) / "out.wav"
+        score.dump_midi(str(mid))
+        cmd = [fluidsynth_program() or "fluidsynth", "-ni", "-q", "-O", "float", "-T", "wav",
+               "-F", str(wav), "-r", str(sample_rate), "-g", str(gain), str(soundfont), str(mid)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if proc.returncode != 0 or not wav.is_file():
+            raise VbgmError(f"fluidsynth failed with {soundfont} (exit {proc.returncode}): "
+                            f"{(proc.stderr or proc.stdout).strip()[-300:]}")
+        with warnings.catch_warnings():  # FluidSynth's float WAV has a chunk scipy skips
+            warnings.simplefilter("ignore", wavfile.WavFileWarning)
+            _, audio = wavfile.read(wav)
+    audio = np.asarray(audio, dtype=np.float32)
+    return audio[:, None].repeat(2, axis=1) if audio.ndim == 1 else audio[:, :2]
+
+
+def fit_length(audio: np.ndarray, sample_rate: int, music_s: float,
+               max_tail_s: float) -> np.ndarray:
+    """Cut the render after the last audible sample, keeping the whole music and at most
+    `max_tail_s` of release tail after it; pad with silence if the synthesiser stopped early."""
+    n_music = round(music_s * sample_rate)
+    n_max = n_music + round(max_tail_s * sample_rate)
+    loud = np.flatnonzero(np.abs(audio[:n_max]).max(axis=1) > SILENCE_THRESHOLD)
+    n = max(n_music, int(loud[-1]) + 1 if len(loud) else 0)
+    if len(audio) < n:
+        audio = np.concatenate([audio, np.zeros((n - len(audio), 2), np.float32)])
+    return audio[:n]
+
+
+def render_midi(midi: str | os.PathLike[str] | symusic.Score, sample_rate: int = 44100,
+                backend: str = "auto", soundfont: str | os.PathLike[str] | None = None,
+                config: RenderConfig | None = None) -> np.ndarray:
+    """Render a MIDI file or symusic Score to float32 stereo audio `(n, 2)` at `sample_rate`.
+
+    The result lasts as long as the music plus its release tail (≤ config.max_tail_s), is
+    loudness-normalised to config.target_db and peak-limited to config.ceiling_db. A score
+    without notes gives an empty (0, 2) array.
+    """
+    cfg = config or RenderConfig()
+    backend, sf = choose_backend(backend, soundfont)
+    score = load_score(midi)
+    music_s = score_seconds(score)
+    if music_s == 0.0:  # no notes: nothing to synthesise (symusic refuses an empty score)
+        return np.zeros((0, 2), np.float32)
+    if backend == "fluidsynth":
+        audio = _render_fluidsynth(score, sample_rate, sf, cfg.fluidsynth_gain)
+    else:
+        audio = _render_symusic(score, sample_rate, sf)
+    audio = fit_length(audio, sample_rate, music_s, cfg.max_tail_s)
+    return normalize(audio, sample_rate, cfg.target_db, cfg.ceiling_db)
+
+
+# ---------------------------------------------------------------------------------------------
+# Loudness
+
+
+def db_to_gain(db: float) -> float:
+    """Linear amplitude for a level in dB."""
+    return float(10.0 ** (db / 20.0))
+
+
+def gain_to_db(gain: float) -> float:
+    """Level in dB of a linear amplitude (-inf for 0)."""
+    return float(20.0 * np.log10(gain)) if gain > 0 else float("-inf")
+
+
+def peak_db(audio: np.ndarray) -> float:
+    """Sample peak in dBFS."""
+    return gain_to_db(float(np.abs(audio).max())) if audio.size else float("-inf")
+
+
+def loudness_db(audio: np.ndarray, sample_rate: int, block_s: float = 0.4) -> float:
+    """Gated RMS loudness in dBFS: mean power over 400 ms blocks, ignoring blocks below -70 dB
+    and then those more than 10 dB below the mean of the rest (the BS.1770 gating, without the
+    K-weighting filter). Silence and near-silence give -inf."""
+    block = max(1, round(block_s * sample_rate))
+    n = len(audio) // block * block
+    if n == 0:
+        power = np.array([np.mean(audio.astype(np.float64) ** 2)]) if audio.size else np.zeros(0)
+    else:
+        power = (audio[:n].astype(np.float64) ** 2).reshape(-1, block * audio.shape[1]).mean(axis=1)
+    power = power[power > 10 ** (-70 / 10)]
+    if len(power) == 0:
+        return float("-inf")
+    power = power[power > power.mean() * 10 ** (-10 / 10)]
+    return float(10 * np.log10(power.mean()))
+
+
+def limit_peaks(audio: np.ndarray, sample_rate: int, ceiling_db: float = -1.0,
+                window_s: float = 0.005) -> np.ndarray:
+    """Look-ahead peak limiter: no sample of the result exceeds `ceiling_db`.
+
+    The gain each sample needs is min-filtered over ±window and then averaged over ±window, which
+    ramps the gain smoothly down before a peak and back up after it while staying at or below the
+    needed gain everywhere (each averaged value is a mean of minima that all include that sample).
+    """
+    if audio.size == 0:
+        return audio
+    ceiling = db_to_gain(ceiling_db)
+    peaks = np.abs(audio).max(axis=1)
+    need = np.minimum(1.0, ceiling / np.maximum(peaks, 1e-12))
+    if need.min() >= 1.0:
+        return audio
+    size = 2 * max(1, round(window_s * sample_rate)) + 1
+    gain = uniform_filter1d(minimum_filter1d(need, size, mode="nearest"), size, mode="nearest")
+    out = audio * gain[:, None].astype(np.float32)
+    return np.clip(out, -ceiling, ceiling)  # guards float rounding only
+
+
+def normalize(audio: np.ndarray, sample_rate: int, target_db: float = -16.0,
+              ceiling_db: float = -1.0) -> np.ndarray:
+    """Scale to `target_db` gated RMS loudness, then peak-limit to `ceiling_db`. Silence stays."""
+    level = loudness_db(audio, sample_rate)
+    if np.isfinite(level):
+        audio = audio * np.float32(db_to_gain(target_db - level))
+    return limit_peaks(audio.astype(np.float32), sample_rate, ceiling_db)
+
+
+def fade(audio: np.ndarray, sample_rate: int, in_s: float = 0.0, out_s: float = 0.0) -> np.ndarray:
+    """Raised-cosine fade-in over the first `in_s` seconds and fade-out over the last `out_s`."""
+    out = np.array(audio, dtype=np.float32, copy=True)
+    for seconds, at_start in ((in_s, True), (out_s, False)):
+        n = min(len(out), round(seconds * sample_rate))
+        if n <= 0:
+            continue
+        ramp = (0.5 - 0.5 * np.cos(np.linspace(0.0, np.pi, n, dtype=np.float64))).astype(np.float32)
+        if at_start:
+            out[:n] *= ramp[:, None] if out.ndim == 2 else ramp
+        else:
+            out[-n:] *= ramp[::-1, None] if out.ndim == 2 else ramp[::-1]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# WAV files
+
+
+def write_wav(path: str | os.PathLike[str], audio: np.ndarray, sample_rate: int) -> None:
+    """Write float audio `(n, channels)` or `(n,)` in [-1, 1] as 16-bit PCM WAV, atomically."""
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim == 1:
+        audio = audio[:, None]
+    if audio.ndim != 2 or not np.isfinite(audio).all():
+        raise VbgmError(f"{path}: audio must be a finite (n, channels) array, got {audio.shape}")
+    pcm = np.round(np.clip(audio, -1.0, 1.0) * 32767.0).astype("<i2")
+    with atomic_path(path) as tmp, wave.open(str(tmp), "wb") as w:
+        w.setnchannels(audio.shape[1])
+        w.setsampwidth(2)
+        w.setframerate(int(sample_rate))
+        w.writeframes(pcm.tobytes())
+
+
+def read_wav(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
+    """Read a WAV file as float32 `(n, channels)` in [-1, 1] and its sample rate."""
+    try:
+        sample_rate, data = wavfile.read(path)
+    except (OSError, ValueError) as exc:
+        raise VbgmError(f"{path}: not a readable WAV file ({exc})") from exc
+    data = np.asarray(data)
+    if data.dtype.kind == "i":
+        data = data.astype(np.float32) / float(np.iinfo(data.dtype).max)
+    elif data.dtype.kind == "u":
+        data = (data.astype(np.float32) - 128.0) / 128.0
+    data = data.astype(np.float32)
+    return (data[:, None] if data.ndim == 1 else data), int(sample_rate)

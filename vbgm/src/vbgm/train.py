@@ -1,0 +1,413 @@
+"""Training loop for the CMT: random song windows, AdamW + warm-up/cosine, resumable, DDP.
+
+Data: every epoch cuts each training song into about len/seq_len random windows (tokens keep
+their original p_beat and i_beat), sorts windows by length inside large pools so a batch holds
+windows of similar length, and shuffles the batches. An epoch's plan depends only on
+(seed, epoch), so a checkpoint stores the position as (epoch, batch index) and `resume`
+continues exactly. With probability `cond_dropout` a window's conditioning rows are replaced by
+the "any" rows (genre 0, all instruments), which trains unconditioned requests.
+
+Run directory: `last.pt` (every `ckpt_every` steps and at the end), `best.pt` (lowest
+validation loss), `model.pt` (best weights in float16: the file to ship), `log.csv`,
+`curves.png`. Only rank 0 writes. Under `torchrun` each rank takes every world-th batch.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from vbgm import tokens as tok
+from vbgm.atomic import atomic_path, write_text_atomic
+from vbgm.errors import VbgmError
+from vbgm.model import CMT, CONFIGS, CMTConfig, load_checkpoint, save_checkpoint
+
+
+class SongSource(Protocol):
+    """What training needs from a dataset (`vbgm.dataset.Dataset` provides it)."""
+
+    def tokens(self, i: int) -> np.ndarray: ...  # (T, 9) int rows, EOS included
+    def init(self, i: int) -> np.ndarray: ...  # (7, 3) conditioning rows
+    def split(self, name: str) -> list[int]: ...  # song indices of train|valid|test
+
+
+@dataclass
+class TrainConfig:
+    """Training options; defaults suit the `small` model on a CPU."""
+
+    model: str = "small"  # a key of vbgm.model.CONFIGS
+    ablate_controls: bool = False
+    steps: int = 1500
+    batch_size: int = 8
+    seq_len: int = 512
+    lr: float = 1e-3
+    min_lr_ratio: float = 0.1
+    warmup: int = 100
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    cond_dropout: float = 0.15
+    start_prob: float = 0.2  # chance a window starts at the song start
+    eval_every: int = 100
+    eval_batches: int = 8
+    ckpt_every: int = 50
+    log_every: int = 10
+    seed: int = 0
+
+    def model_config(self) -> CMTConfig:
+        if self.model not in CONFIGS:
+            raise VbgmError(f"unknown model config {self.model!r} (choose {sorted(CONFIGS)})")
+        return CMTConfig(**{**asdict(CONFIGS[self.model]), "ablate_controls": self.ablate_controls})
+
+
+# ---- data ----
+@dataclass
+class Window:
+    song: int
+    start: int
+    length: int
+    any_init: bool
+
+
+def plan_epoch(lengths: dict[int, int], batch_size: int, seq_len: int, seed: int, epoch: int,
+               cond_dropout: float = 0.0, start_prob: float = 0.2) -> list[list[Window]]:
+    """All batches of one epoch, a pure function of its arguments.
+
+    lengths: song index -> number of token rows (EOS included); a song of n rows gives n-1
+    (input, target) pairs.
+    """
+    rng = np.random.default_rng([seed, epoch])
+    windows = []
+    for s in rng.permutation(sorted(lengths)):
+        n = lengths[int(s)] - 1
+        if n < 1:
+            continue
+        length = min(n, seq_len)
+        for _ in range(math.ceil(n / seq_len)):
+            start = 0 if n == length or rng.random() < start_prob else int(
+                rng.integers(0, n - length + 1))
+            windows.append(Window(int(s), start, length, bool(rng.random() < cond_dropout)))
+    pool = batch_size * 32
+    batches = []
+    for p in range(0, len(windows), pool):
+        chunk = sorted(windows[p:p + pool], key=lambda w: w.length)
+        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    order = rng.permutation(len(batches))
+    return [batches[i] for i in order]
+
+
+def collate(ds: SongSource, batch: list[Window]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(init (B,7,3), x (B,T,9), y (B,T,9), mask (B,T)) with zero padding masked out."""
+    T = max(w.length for w in batch)
+    x = np.zeros((len(batch), T, 9), np.int64)
+    y = np.zeros_like(x)
+    mask = np.zeros((len(batch), T), bool)
+    init = np.zeros((len(batch), 7, 3), np.int64)
+    for b, w in enumerate(batch):
+        rows = np.asarray(ds.tokens(w.song))[w.start:w.start + w.length + 1]
+        x[b, :w.length] = rows[:-1]
+        y[b, :w.length] = rows[1:]
+        mask[b, :w.length] = True
+        init[b] = tok.ANY_INIT if w.any_init else ds.init(w.song)
+    return (torch.from_numpy(init), torch.from_numpy(x), torch.from_numpy(y),
+            torch.from_numpy(mask))
+
+
+# ---- distributed ----
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+    device: torch.device = torch.device("cpu")
+    owns_group: bool = False  # this call created the process group (and ends it)
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed() -> Dist:
+    """Join the torchrun process group when WORLD_SIZE > 1 (nccl on CUDA, gloo on CPU)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    owns = False
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    device = torch.device(f"cuda:{local}" if torch.cuda.is_available() else "cpu")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        owns = True
+        if device.type == "cpu":  # share the cores among the local processes
+            local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    return Dist(rank, world, device, owns)
+
+
+class _WithLoss(nn.Module):
+    """Routes `loss` through forward so DistributedDataParallel sees the call."""
+
+    def __init__(self, cmt: CMT) -> None:
+        super().__init__()
+        self.cmt = cmt
+
+    def forward(self, init: Tensor, x: Tensor, y: Tensor, mask: Tensor
+                ) -> tuple[Tensor, dict[str, Tensor]]:
+        return self.cmt.loss(init, x, y, mask)
+
+
+# ---- optimisation ----
+def lr_factor(step: int, tc: TrainConfig) -> float:
+    """Linear warm-up to 1, then cosine decay to `min_lr_ratio` at `steps`."""
+    if step < tc.warmup:
+        return (step + 1) / tc.warmup
+    t = min(1.0, (step - tc.warmup) / max(1, tc.steps - tc.warmup))
+    return tc.min_lr_ratio + (1 - tc.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t))
+
+
+def make_optimizer(model: CMT, tc: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices of linear layers only."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        is_matrix = p.dim() == 2 and "emb" not in name
+        (decay if is_matrix else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": tc.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=tc.lr, betas=(0.9, 0.95))
+
+
+@torch.no_grad()
+def evaluate(model: CMT, ds: SongSource, batches: list[list[Window]], device: torch.device
+             ) -> float:
+    """Token-weighted mean validation loss over fixed batches (dropout off)."""
+    was = model.training
+    model.eval()
+    total, count = 0.0, 0.0
+    for batch in batches:
+        init, x, y, mask = (t.to(device) for t in collate(ds, batch))
+        with _autocast(device):
+            loss, _ = model.loss(init, x, y, mask)
+        n = float(mask.sum())
+        total += float(loss) * n
+        count += n
+    model.train(was)
+    return total / max(count, 1.0)
+
+
+def _autocast(device: torch.device) -> Any:
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return torch.autocast("cpu", enabled=False)
+
+
+# ---- run directory ----
+LOG_FIELDS = ("step", "epoch", "lr", "train_loss", "val_loss", "tokens_per_s", "elapsed_s")
+
+
+def write_log(run_dir: Path, rows: list[dict[str, Any]]) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, LOG_FIELDS)
+    w.writeheader()
+    w.writerows(rows)
+    write_text_atomic(run_dir / "log.csv", buf.getvalue())
+
+
+def read_log(run_dir: Path, up_to_step: int) -> list[dict[str, Any]]:
+    path = run_dir / "log.csv"
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return [r for r in csv.DictReader(f) if int(r["step"]) <= up_to_step]
+
+
+def plot_curves(run_dir: Path, rows: list[dict[str, Any]]) -> None:
+    """Training and validation loss against step, written to curves.png."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for key, style in (("train_loss", "-"), ("val_loss", "o-")):
+        pts = [(int(r["step"]), float(r[key])) for r in rows if r.get(key) not in ("", None)]
+        if pts:
+            ax.plot(*zip(*pts), style, label=key.replace("_", " "), ms=3)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (mean over fields)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    with atomic_path(run_dir / "curves.png") as tmp:
+        fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+
+
+def _song_lengths(ds: SongSource, split: str) -> dict[int, int]:
+    return {int(i): len(ds.tokens(int(i))) for i in ds.split(split)}
+
+
+def _gather_rng(d: Dist) -> list[Tensor]:
+    state = torch.get_rng_state()
+    if d.world == 1:
+        return [state]
+    out: list[Any] = [None] * d.world
+    dist.all_gather_object(out, state)
+    return out
+
+
+# ---- the loop ----
+def train(ds: SongSource, run_dir: str | Path, tc: TrainConfig | None = None,
+          resume: bool = False, steps: int | None = None, stop_after: int | None = None,
+          progress: bool = True) -> dict[str, Any]:
+    """Train into run_dir (a new run from `tc`, or `resume` the one there); returns a summary.
+
+    On resume the stored TrainConfig is used (`tc` is ignored); `steps` overrides the total
+    number of steps in either case. `stop_after` ends this run after that many steps (with a
+    checkpoint) without changing the schedule, for time-sliced training.
+    """
+    d = setup_distributed()
+    run_dir = Path(run_dir)
+    last = run_dir / "last.pt"
+    ckpt_meta: dict[str, Any] = {}
+    if resume:
+        if not last.is_file():
+            raise VbgmError(f"{last}: nothing to resume (no checkpoint in the run directory)")
+        resumed, meta = load_checkpoint(last)
+        ckpt_meta = meta["extra"]
+        tc = TrainConfig(**ckpt_meta["train"])
+    elif last.is_file():
+        raise VbgmError(f"{run_dir}: already holds a run (last.pt); pass --resume or another -o")
+    elif tc is None:
+        tc = TrainConfig()
+    if steps is not None:
+        tc = TrainConfig(**{**asdict(tc), "steps": steps})
+    mc = tc.model_config()
+
+    train_len = _song_lengths(ds, "train")
+    if not train_len:
+        raise VbgmError("dataset: the train split is empty")
+    valid_len = _song_lengths(ds, "valid")
+    val_batches = plan_epoch(valid_len, tc.batch_size, tc.seq_len, tc.seed, 10**9)[:tc.eval_batches]
+
+    torch.manual_seed(tc.seed)  # identical initial weights on every rank
+    cmt = CMT(mc)
+    if resume:
+        cmt.load_state_dict(resumed.state_dict())
+    cmt.to(d.device).train()
+    net: nn.Module = _WithLoss(cmt)
+    if d.world > 1:
+        net = nn.parallel.DistributedDataParallel(
+            net, device_ids=[d.device.index] if d.device.type == "cuda" else None)
+    opt = make_optimizer(cmt, tc)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, tc))
+    step, epoch, pos, best = 0, 0, 0, math.inf
+    torch.manual_seed(tc.seed + 1000 * d.rank + 1)  # dropout stream of this rank
+    if resume:
+        opt.load_state_dict(ckpt_meta["optimizer"])
+        sched.load_state_dict(ckpt_meta["scheduler"])
+        step, epoch, pos, best = (ckpt_meta["step"], ckpt_meta["epoch"], ckpt_meta["pos"],
+                                  ckpt_meta["best_val"])
+        rngs = ckpt_meta["rng"]
+        if len(rngs) == d.world:
+            torch.set_rng_state(rngs[d.rank])
+    rows = read_log(run_dir, step) if (resume and d.main) else []
+
+    def batches_from(epoch: int, pos: int) -> Iterator[tuple[int, int, list[Window]]]:
+        while True:
+            plan = plan_epoch(train_len, tc.batch_size, tc.seq_len, tc.seed, epoch,
+                              tc.cond_dropout, tc.start_prob)
+            plan = plan[d.rank: len(plan) - len(plan) % d.world: d.world]
+            for i in range(pos, len(plan)):
+                yield epoch, i + 1, plan[i]
+            epoch, pos = epoch + 1, 0
+
+    def checkpoint(path: Path) -> None:
+        rng = _gather_rng(d)
+        if d.main:
+            extra = {"train": asdict(tc), "step": step, "epoch": epoch, "pos": pos,
+                     "best_val": best, "optimizer": opt.state_dict(),
+                     "scheduler": sched.state_dict(), "rng": rng}
+            save_checkpoint(path, cmt, mc, extra)
+
+    end = tc.steps if stop_after is None else min(tc.steps, step + stop_after)
+    data = batches_from(epoch, pos)
+    from tqdm import tqdm
+
+    bar = tqdm(total=end, initial=step, disable=not (progress and d.main), unit="step",
+               dynamic_ncols=True)
+    t0, tokens_seen, loss_sum, loss_n, t_start = time.perf_counter(), 0.0, 0.0, 0, time.time()
+    val, skipped = math.nan, 0
+    while step < end:
+        epoch, pos, batch = next(data)
+        init, x, y, mask = (t.to(d.device) for t in collate(ds, batch))
+        with _autocast(d.device):
+            loss, _ = net(init, x, y, mask)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        # The norm is of the all-reduced gradients, so every rank takes the same decision.
+        norm = torch.nn.utils.clip_grad_norm_(cmt.parameters(), tc.grad_clip)
+        if torch.isfinite(norm):
+            opt.step()
+        else:
+            skipped += 1
+            if skipped > 20:
+                raise VbgmError(f"{run_dir}: {skipped} non-finite gradients; resume from "
+                                "last.pt with a lower --lr")
+        sched.step()
+        step += 1
+        tokens_seen += float(mask.sum()) * d.world
+        loss_sum += float(loss.detach())
+        loss_n += 1
+        do_eval = bool(val_batches) and (step % tc.eval_every == 0 or step == end)
+        if d.main and (step % tc.log_every == 0 or do_eval or step == end):
+            dt = time.perf_counter() - t0
+            rate = tokens_seen / max(dt, 1e-9)
+            row = {"step": step, "epoch": epoch, "lr": f"{sched.get_last_lr()[0]:.3g}",
+                   "train_loss": f"{loss_sum / loss_n:.4f}", "val_loss": "",
+                   "tokens_per_s": f"{rate:.0f}", "elapsed_s": f"{time.time() - t_start:.0f}"}
+            if do_eval:
+                val = evaluate(cmt, ds, val_batches, d.device)
+                row["val_loss"] = f"{val:.4f}"
+            rows.append(row)
+            bar.set_postfix(loss=f"{loss_sum / loss_n:.3f}", val=f"{val:.3f}",
+                            tok_s=f"{rate:.0f}")
+            write_log(run_dir, rows)
+            if do_eval:
+                plot_curves(run_dir, rows)
+            t0, tokens_seen, loss_sum, loss_n = time.perf_counter(), 0.0, 0.0, 0
+        bar.update(1)
+        improved = False
+        if do_eval:
+            if d.world > 1:  # every rank learns the validation result (for `best`)
+                v = torch.tensor([val if d.main else 0.0], dtype=torch.float64)
+                dist.broadcast(v, 0)
+                val = float(v)
+            improved = val < best
+            best = min(best, val)
+        if step % tc.ckpt_every == 0 or step == end or improved:
+            checkpoint(last)
+            if improved and d.main:
+                save_checkpoint(run_dir / "best.pt", cmt, mc, {"step": step, "val_loss": val})
+    bar.close()
+    if d.main and step >= tc.steps:  # finished: export the shippable half-precision model
+        src = run_dir / "best.pt" if (run_dir / "best.pt").is_file() else last
+        model, meta = load_checkpoint(src)
+        save_checkpoint(run_dir / "model.pt", model, meta["config"],
+                        {"step": meta["extra"].get("step", step), "val_loss": best}, half=True)
+    if d.world > 1:
+        dist.barrier()
+        if d.owns_group:
+            dist.destroy_process_group()
+    return {"step": step, "best_val": best, "run_dir": str(run_dir), "rank": d.rank,
+            "model": cmt}
