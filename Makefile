@@ -26,7 +26,7 @@ test: lint
 	$(VENV)/bin/pytest -q vbgm/tests ap10k/tests
 
 demo: $(STAMP)
-	$(VENV)/bin/python benchmarks/demo.py
+	$(VENV)/bin/vbgm demo -o out
 
 bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/run_all.py

@@ -31,9 +31,9 @@ def test_hourglass52_matches_mmpose_count() -> None:
 def test_forward_backward_shapes(name: str) -> None:
     torch.manual_seed(0)
     model = build_model(name)
-    x = torch.randn(2, 3, 64, 48)
+    x = torch.randn(2, 3, 64, 96)
     y = model(x)
-    assert y.shape == (2, 17, 16, 12)
+    assert y.shape == (2, 17, 16, 24)
     y.square().mean().backward()
     grads = [p.grad for p in model.parameters()]
     assert all(g is not None for g in grads)

@@ -63,7 +63,8 @@ class TrainConfig:
     workers: int = 2
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
-    max_minutes: float | None = None  # stop (after a complete epoch) past this budget
+    max_minutes: float | None = None  # stop (after a complete epoch) past this wall time
+    max_cpu_minutes: float | None = None  # ... or past this much CPU time (all cores, workers)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
 
     def schedule_milestones(self) -> list[int]:
@@ -143,6 +144,12 @@ class TrainResult:
     last_ap: float | None
     history: list[dict[str, Any]]
     out: Path
+
+
+def cpu_seconds() -> float:
+    """CPU time used so far by this process and its finished children (data workers)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
 def _dist_info() -> tuple[int, int, int]:
@@ -296,7 +303,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
                                  "pin_memory": device.type == "cuda"}
     if cfg.workers > 0:
         loader_kw["prefetch_factor"] = 2
-    t_start = time.monotonic()
+    t_start, cpu_start = time.monotonic(), cpu_seconds()
     end_epoch = cfg.epochs if stop_after is None else min(cfg.epochs, stop_after)
     last_ap = next((r["val_AP"] for r in reversed(history) if r.get("val_AP") != ""), None)
     epochs_done = start_epoch
@@ -333,12 +340,16 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
                 bar.set_postfix(loss=f"{loss.item():.2e}", lr=f"{lr:.1e}")
         seconds = time.monotonic() - t0
         row: dict[str, Any] = {"epoch": epoch + 1, "iteration": iteration,
+                               "wall_s": round(time.monotonic() - t_start, 1),
+                               "cpu_s": round(cpu_seconds() - cpu_start, 1),
                                "lr": lr_at(max(iteration - 1, 0), epoch, cfg),
                                "train_loss": total / max(count, 1),
                                "images_per_s": count * world / max(seconds, 1e-9),
                                "val_AP": "", "val_AP50": "", "val_AR": ""}
-        over_budget = (cfg.max_minutes is not None
-                       and time.monotonic() - t_start > cfg.max_minutes * 60)
+        over_budget = ((cfg.max_minutes is not None
+                        and time.monotonic() - t_start > cfg.max_minutes * 60)
+                       or (cfg.max_cpu_minutes is not None
+                           and cpu_seconds() - cpu_start > cfg.max_cpu_minutes * 60))
         is_last = epoch + 1 == end_epoch or over_budget
         do_val = val_set is not None and ((epoch + 1) % cfg.val_every == 0 or is_last)
         if do_val and main:
@@ -358,7 +369,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
             if do_val and (best_ap is None or last_ap > best_ap):
                 best_ap = last_ap
                 payload["best_ap"] = best_ap
-                save_checkpoint(out / "best.pt", payload)
+                # the best model is for testing: no optimiser state (a third of the size)
+                save_checkpoint(out / "best.pt", {k: v for k, v in payload.items()
+                                                  if k not in ("optimizer", "rng")})
             if (epoch + 1) % cfg.checkpoint_every == 0 or is_last:
                 save_checkpoint(out / "last.pt", payload)
             _write_log(out, history, plot=do_val or is_last)

@@ -277,9 +277,11 @@ def self_similarity(features: np.ndarray, config: StructureConfig | None = None)
             count += inside[dn_l:dn_l + n, dm_l:dm_l + n]
         forward = total.max(axis=0) / count
         np.maximum(best, forward, out=best)
-        # Backward: the path that ends at (n, m) starts at (n − pad_n, m − pad_m).
-        np.maximum(best[pad_n:, pad_m:], forward[:n - pad_n, :n - pad_m],
-                   out=best[pad_n:, pad_m:])
+        # Backward: the path that ends at (n, m) starts at (n − pad_n, m − pad_m) (none ends
+        # inside the matrix when the path is longer than the piece).
+        if pad_n < n and pad_m < n:
+            np.maximum(best[pad_n:, pad_m:], forward[:n - pad_n, :n - pad_m],
+                       out=best[pad_n:, pad_m:])
     return _threshold(best.astype(np.float64), cfg.threshold, cfg.penalty)
 
 

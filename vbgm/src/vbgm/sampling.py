@@ -222,8 +222,7 @@ class _Candidate:
             typ[vocab.TYPE_NOTE] = True
         else:
             typ[vocab.TYPE_NOTE] = self.free_plan and self.instr > 0
-            # EOS only in the last bar with its plan met and no visual beat left to place.
-            typ[vocab.TYPE_EOS] = (self.bar >= self.last_bar and self.pending_beat() is None)
+            typ[vocab.TYPE_EOS] = False  # decided below, with the metrical choices
         # Notes: a real pitch not yet in this group, a duration that ends by the last sixteenth.
         m[vocab.PITCH][0] = False
         for p in self.group_pitches:
@@ -241,20 +240,25 @@ class _Candidate:
         bb[0] = False
         bar_start = self.bar * SIXTEENTHS_PER_BAR
         last_slot = min(SIXTEENTHS_PER_BAR, self.n - bar_start) - 1
-        for s in range(SIXTEENTHS_PER_BAR):
-            new_slot = self.slot < s <= last_slot and self.slots_left > 0
-            same_slot = s == self.slot and bool(set(self.instruments) - self.slot_instruments)
-            bb[s + 1] = new_slot or same_slot
-        no_slot_left = self.slot >= last_slot or self.slots_left <= 0
-        bb[vocab.BAR] = self.bar < self.last_bar and no_slot_left
         beat = self.pending_beat()
-        if beat is not None and beat < (self.bar + 1) * SIXTEENTHS_PER_BAR:
-            # A visual beat waits in this bar: any token at or past it triggers its placement.
-            bb[beat - bar_start + 1:last_slot + 2] = True
-        if not bb.any() and not typ[vocab.TYPE_EOS]:
-            typ[vocab.TYPE_EOS] = True  # nothing else fits: end here
-        if not bb.any():
-            typ[vocab.TYPE_METRIC] = False
+        beat_slot = beat - bar_start if beat is not None and beat < bar_start + 16 else None
+        # A new slot must leave room for the slots the bar still plans after it.
+        limit = last_slot - self.slots_left + 1 if self.slots_left > 0 else self.slot
+        new = np.zeros(SIXTEENTHS_PER_BAR, dtype=bool)
+        new[self.slot + 1: limit + 1] = True
+        if beat_slot is not None:  # a waiting visual beat is never skipped: slots up to it
+            new[beat_slot:] = False
+            new[beat_slot] = beat_slot <= limit or not new.any()
+        bb[1:SIXTEENTHS_PER_BAR + 1] = new
+        if self.slot >= 0 and set(self.instruments) - self.slot_instruments:
+            bb[self.slot + 1] = True  # another instrument on the same slot
+        room = self.slots_left > 0 and self.slot < last_slot - self.slots_left + 1
+        bb[vocab.BAR] = self.bar < self.last_bar and not room
+        if self.notes_left == 0:
+            # EOS only in the last bar, its plan met and no visual beat left to place.
+            typ[vocab.TYPE_EOS] = (self.bar >= self.last_bar and self.slot >= 0 and not room
+                                   and beat is None) or not bb.any()  # or nothing else fits
+            typ[vocab.TYPE_METRIC] = bb.any()
         return m
 
     # ---- accepting a sampled token ----
@@ -266,6 +270,8 @@ class _Candidate:
             density = int(self.c.bar_density[self.bar])
         density = int(np.clip(density, 1, vocab.N_CLASSES[vocab.DENSITY] - 1))
         self.slots_left = SIXTEENTHS_PER_BAR if self.free_plan else density - 1
+        if self.bar == self.last_bar:
+            self.slots_left = max(self.slots_left, 1)  # the music sounds until the very end
         i = self.bar * SIXTEENTHS_PER_BAR
         return self.row(vocab.BAR, vocab.TYPE_METRIC, density, 0, 0, 0, 0, i)
 

@@ -34,6 +34,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"))
     p.add_argument("--seed", type=int)
     p.add_argument("--max-minutes", type=float, help="stop after the epoch that passes this")
+    p.add_argument("--max-cpu-minutes", type=float,
+                   help="stop after the epoch that passes this much CPU time (all cores)")
     p.add_argument("--resume", action="store_true", help="continue RUN/last.pt exactly")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -51,7 +53,8 @@ def build_config(args: argparse.Namespace):  # -> TrainConfig (lazy import keeps
              "val": args.val, "images": args.images, "val_images": args.val_images,
              "out": args.out, "epochs": args.epochs, "batch_size": args.batch_size,
              "lr": args.lr, "val_every": args.val_every, "workers": args.workers,
-             "device": args.device, "seed": args.seed, "max_minutes": args.max_minutes}
+             "device": args.device, "seed": args.seed, "max_minutes": args.max_minutes,
+             "max_cpu_minutes": args.max_cpu_minutes}
     for key, value in flags.items():
         if value is not None:
             setattr(cfg, key, value)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-_NAMES = ("prepare", "train", "analyze", "generate", "compose", "evaluate")
+_NAMES = ("prepare", "train", "analyze", "generate", "compose", "evaluate", "demo")
 
 
 def _load() -> list[ModuleType]:

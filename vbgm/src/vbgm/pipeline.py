@@ -1,0 +1,198 @@
+"""The product chain: video → analysis → controls → tokens → song → MIDI → audio → video.
+
+Each stage is a call into its own module; this one only wires them and keeps the timings, so that
+the CLI, `make demo` and the end-to-end benchmark run exactly the same code.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from vbgm.errors import VbgmError
+from vbgm.model import CMT, load_checkpoint
+from vbgm.sampling import Controls, Generated, Request, SamplingConfig, generate
+from vbgm.song import DURATION, ONSET, SIXTEENTHS_PER_BAR, VELOCITY, Song
+
+DEFAULT_CHECKPOINT = "default.pt"  # inside the package's assets/
+
+
+def default_checkpoint() -> Path:
+    """The model shipped inside the package (see assets/MODEL_CARD.md)."""
+    path = Path(str(resources.files("vbgm") / "assets" / DEFAULT_CHECKPOINT))
+    if not path.is_file():
+        raise VbgmError(f"{path}: the shipped model is missing; pass --checkpoint")
+    return path
+
+
+def load_model(checkpoint: str | os.PathLike[str] | None = None) -> CMT:
+    """The model at `checkpoint`, or the shipped default one."""
+    path = Path(checkpoint) if checkpoint else default_checkpoint()
+    model, _ = load_checkpoint(path)
+    return model
+
+
+@dataclass(frozen=True)
+class FadeConfig:
+    """Velocity fades at the ends of the music, in sixteenths, and the softest factor."""
+
+    fade_in: int = 4
+    fade_out: int = 8
+    floor: float = 0.35
+
+
+def fade_velocities(song: Song, fade: FadeConfig = FadeConfig()) -> Song:
+    """Scale velocities up over the first and down over the last sixteenths of the song."""
+    notes = song.notes.copy()
+    if len(notes) == 0:
+        return song
+    t = notes[:, ONSET].astype(np.float64)
+    gain = np.ones(len(notes))
+    if fade.fade_in > 0:
+        gain = np.minimum(gain, fade.floor + (1 - fade.floor) * np.clip(t / fade.fade_in, 0, 1))
+    if fade.fade_out > 0:
+        left = (song.n_sixteenths - t) / fade.fade_out
+        gain = np.minimum(gain, fade.floor + (1 - fade.floor) * np.clip(left, 0, 1))
+    notes[:, VELOCITY] = np.clip(np.round(notes[:, VELOCITY] * gain), 1, 127)
+    return Song(notes=notes, n_sixteenths=song.n_sixteenths, genre=song.genre)
+
+
+@dataclass
+class Music:
+    """What generation gives for one video (or one `compose` request)."""
+
+    song: Song
+    tempo_bpm: float
+    candidates: list[Generated]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def seconds(self) -> float:
+        return self.song.n_sixteenths * 15.0 / self.tempo_bpm
+
+
+def compose(model: CMT, controls: Controls, tempo_bpm: float, request: Request = Request(),
+            config: SamplingConfig = SamplingConfig(), candidates: int = 1, seed: int = 0,
+            fade: FadeConfig = FadeConfig(), progress: bool = False) -> Music:
+    """Generate music for controls at a tempo; keeps the candidate that fits them best."""
+    t0 = time.perf_counter()
+    gens = generate(model, controls, request, config, candidates=candidates, seed=seed,
+                    progress=progress)
+    song = fade_velocities(gens[0].song, fade)
+    return Music(song=song, tempo_bpm=tempo_bpm, candidates=gens,
+                 timings={"generate": time.perf_counter() - t0})
+
+
+def free_controls(seconds: float, tempo_bpm: float) -> Controls:
+    """Controls of a given length with nothing else asked (for `vbgm compose`)."""
+    if seconds <= 0 or not np.isfinite(seconds):
+        raise VbgmError(f"--seconds must be positive, got {seconds}")
+    if not 20 <= tempo_bpm <= 300:
+        raise VbgmError(f"--tempo {tempo_bpm:g} is out of range (20..300 bpm)")
+    n = int(np.ceil(seconds * tempo_bpm / 15.0 - 1e-9))
+    return Controls(n_sixteenths=max(n, 1))
+
+
+def bar_onsets(song: Song) -> np.ndarray:
+    """Distinct onset slots per bar (the realised density - 1)."""
+    onsets = np.unique(song.notes[:, ONSET]) if len(song.notes) else np.zeros(0, int)
+    return np.bincount(onsets // SIXTEENTHS_PER_BAR,
+                       minlength=-(-song.n_sixteenths // SIXTEENTHS_PER_BAR))
+
+
+def music_end(song: Song) -> int:
+    """The sixteenth at which the last note stops sounding."""
+    if len(song.notes) == 0:
+        return 0
+    return int((song.notes[:, ONSET] + song.notes[:, DURATION]).max())
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """Where one video's results go (None = not written)."""
+
+    video: Path
+    midi: Path | None = None
+    wav: Path | None = None
+    plot: Path | None = None
+    analysis: Path | None = None
+
+    def paths(self) -> list[Path]:
+        return [p for p in (self.video, self.midi, self.wav, self.plot, self.analysis) if p]
+
+
+def check_outputs(inputs: list[Path], outputs: list[Outputs], force: bool) -> None:
+    """Refuse, before any work, outputs that are inputs, repeat, or exist (unless `force`)."""
+    ins = {p.resolve() for p in inputs}
+    seen: set[Path] = set()
+    for out in outputs:
+        for p in out.paths():
+            r = p.resolve()
+            if r in ins or any(p.exists() and os.path.samefile(p, i) for i in inputs):
+                raise VbgmError(f"{p}: refusing to overwrite an input file")
+            if r in seen:
+                raise VbgmError(f"{p}: the same output is asked for twice")
+            seen.add(r)
+            if p.exists() and not force:
+                raise VbgmError(f"{p}: already exists (use --force to overwrite)")
+
+
+def score_video(video: Path, out: Outputs, model: CMT, request: Request = Request(),
+                config: SamplingConfig = SamplingConfig(), tempo: float | None = None,
+                candidates: int = 1, seed: int = 0, keep_audio: bool = False,
+                backend: str = "auto", progress: bool = False, log=print) -> Music:
+    """Analyse `video`, compose music for it, write MIDI / WAV / plot and the muxed video.
+
+    Every file is written atomically, so a failure leaves no half-written output.
+    """
+    from vbgm.midi import song_to_score
+    from vbgm.mux import mux
+    from vbgm.render import render_midi, write_wav
+    from vbgm.video import analyze
+
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    analysis = analyze(video, tempo=tempo, progress=progress)
+    timings["analyze"] = time.perf_counter() - t
+    log(f"  analysed: {analysis.duration_s:.1f} s at {analysis.tempo_bpm:g} bpm, "
+        f"{len(analysis.bars)} bars, {len(analysis.beats)} visual beats "
+        f"({len(analysis.cuts)} cuts) [{timings['analyze']:.1f} s]")
+    controls = Controls.from_analysis(analysis)
+    music = compose(model, controls, analysis.tempo_bpm, request, config, candidates, seed,
+                    progress=progress)
+    timings.update(music.timings)
+    best = music.candidates[0]
+    log(f"  generated: {len(best.tokens)} tokens, {len(music.song.notes)} notes, "
+        f"control fit {best.score:.2f}"
+        + (f" (best of {candidates}: " + ", ".join(f"{g.score:.2f}" for g in music.candidates)
+           + ")" if candidates > 1 else "") + f" [{timings['generate']:.1f} s]")
+    t = time.perf_counter()
+    score = song_to_score(music.song, analysis.tempo_bpm)
+    if out.midi:
+        from vbgm.atomic import atomic_path
+
+        with atomic_path(out.midi) as tmp:
+            score.dump_midi(str(tmp))
+    audio = render_midi(score, 44100, backend=backend)
+    timings["render"] = time.perf_counter() - t
+    if out.wav:
+        write_wav(out.wav, audio, 44100)
+    t = time.perf_counter()
+    mux(video, audio, 44100, out.video, keep_audio=keep_audio)
+    timings["mux"] = time.perf_counter() - t
+    log(f"  rendered + muxed [{timings['render']:.1f} s + {timings['mux']:.1f} s]")
+    if out.analysis:
+        from vbgm.atomic import write_text_atomic
+
+        write_text_atomic(out.analysis, analysis.to_json() + "\n")
+    if out.plot:
+        from vbgm.plot import plot_analysis
+
+        plot_analysis(analysis, out.plot, notes=music.song.notes)
+    music.timings = timings
+    return music

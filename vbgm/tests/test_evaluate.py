@@ -1,0 +1,221 @@
+"""`vbgm evaluate table1` and `vbgm evaluate video` with tiny random models, a tiny prepared
+dataset of real MIDI files and two real video clips; and the pure table/plot helpers."""
+
+from __future__ import annotations
+
+import csv
+import math
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from vbgm.cli import main
+from vbgm.evaluation import (
+    MUSIC_COLUMNS,
+    crop_song,
+    csv_text,
+    mean_std,
+    plot_tradeoff,
+    summary_row,
+    table1_markdown,
+)
+from vbgm.metrics import music_metrics
+from vbgm.model import CMT, CMTConfig, save_checkpoint
+from vbgm.song import Song
+
+N_SONGS = 3
+BARS = 8
+TINY = dict(n_layer=1, d_model=64, n_head=2, d_ff=128, dropout=0.0, chunk=16)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models step fastest on one thread, and the machine's cores are shared."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _save_model(path: Path, ablate: bool) -> Path:
+    torch.manual_seed(1)
+    config = CMTConfig(**TINY, ablate_controls=ablate)
+    save_checkpoint(path, CMT(config), config)
+    return path
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A full model as a run folder (best.pt) and an ablated one as a bare .pt file."""
+    root = tmp_path_factory.mktemp("runs")
+    (root / "full").mkdir()
+    return {"model": _save_model(root / "full" / "best.pt", ablate=False).parent,
+            "baseline": _save_model(root / "baseline.pt", ablate=True)}
+
+
+@pytest.fixture(scope="module")
+def dataset(midi_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Six real pop songs prepared with every song in the test split."""
+    from vbgm.dataset import PrepareConfig, prepare
+
+    src = tmp_path_factory.mktemp("midi") / "lmd"
+    src.mkdir()
+    for f in sorted((midi_root / "lmd_samples").glob("*.mid"))[:6]:
+        shutil.copy(f, src / f.name)
+    out = tmp_path_factory.mktemp("ds") / "dataset"
+    report = prepare([src], out, PrepareConfig(split_percent=(0, 0, 100)))
+    assert report.kept >= N_SONGS
+    return out
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_table1_rows_and_data_row_matches_direct_metrics(dataset: Path, runs: dict[str, Path],
+                                                         tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture) -> None:
+    from vbgm.commands.evaluate import held_out_songs
+    from vbgm.dataset import Dataset
+    from vbgm.tokens import decode
+
+    md, out_csv = tmp_path / "t1.md", tmp_path / "t1.csv"
+    rc = main(["evaluate", "table1", str(dataset), "--baseline", str(runs["baseline"]),
+               "--model", str(runs["model"]), "--n", str(N_SONGS), "--bars", str(BARS),
+               "--batch", "2", "--md", str(md), "--csv", str(out_csv)])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert printed == md.read_text()
+    assert "| 4.452 |" in printed and "| 0.810 |" in printed  # the paper's values beside ours
+    rows = _read_csv(out_csv)
+    assert [r["row"] for r in rows] == ["Data", "Baseline", "CMT"]
+    assert all(int(r["songs"]) == N_SONGS for r in rows)
+    for r in rows:
+        for key, _ in MUSIC_COLUMNS:
+            assert math.isfinite(float(r[f"{key}_mean"])), (r["row"], key)
+
+    # The Data row: the same songs, decoded and cut here by hand, measured directly.
+    ds = Dataset.load(dataset)
+    ids = [i for i, _ in held_out_songs(ds, N_SONGS, BARS * 16, seed=0)]
+    assert len(ids) == N_SONGS
+    direct = {k: [] for k, _ in MUSIC_COLUMNS}
+    for i in ids:
+        song = decode(ds.tokens(i))
+        notes = song.notes[song.notes[:, 0] < BARS * 16].copy()
+        notes[:, 1] = np.minimum(notes[:, 1], BARS * 16 - notes[:, 0])
+        m = asdict(music_metrics(Song(notes, BARS * 16), 120.0))
+        for k in direct:
+            direct[k].append(m[k])
+    for k, values in direct.items():
+        assert float(rows[0][f"{k}_mean"]) == pytest.approx(np.mean(values), rel=1e-5)
+        assert float(rows[0][f"{k}_std"]) == pytest.approx(np.std(values), rel=1e-4, abs=1e-6)
+
+
+def test_table1_bad_inputs_fail_cleanly(dataset: Path, runs: dict[str, Path], tmp_path: Path,
+                                        capsys: pytest.CaptureFixture) -> None:
+    empty_run = tmp_path / "empty-run"
+    empty_run.mkdir()
+    base = ["evaluate", "table1", str(dataset), "--baseline", str(runs["baseline"])]
+    for argv, needle in (
+            (base + ["--model", str(tmp_path / "missing")], "no such run folder"),
+            (base + ["--model", str(empty_run)], "no checkpoint in this run folder"),
+            (["evaluate", "table1", str(tmp_path), "--baseline", str(runs["baseline"]),
+              "--model", str(runs["model"])], "not a vbgm dataset"),
+            (base + ["--model", str(runs["model"]), "--bars", "100000"], "no test song"),
+            (base + ["--model", str(runs["model"]), "--n", "0"], "--n must be")):
+        md = tmp_path / "never.md"
+        assert main(argv + ["--md", str(md)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and needle in err, err
+        assert not md.exists()
+
+
+@pytest.fixture(scope="module")
+def clips(video_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two short real clips (8 s and 4 s) in a folder of their own."""
+    folder = tmp_path_factory.mktemp("clips")
+    for name in ("cup.mp4", "carphone_pristine.mp4"):
+        (folder / name).symlink_to(video_root / name)
+    return folder
+
+
+def test_video_fit_table_hit_rate_and_outputs(clips: Path, runs: dict[str, Path], tmp_path: Path,
+                                              capsys: pytest.CaptureFixture) -> None:
+    md, out_csv, plot = tmp_path / "fit.md", tmp_path / "fit.csv", tmp_path / "fit.png"
+    rc = main(["evaluate", "video", str(clips), "--control", "1", "0",
+               "--checkpoint", str(runs["model"]), "--samples", "2", "--md", str(md),
+               "--csv", str(out_csv), "--plot", str(plot)])
+    assert rc == 0
+    assert capsys.readouterr().out == md.read_text()
+    rows = {float(r["control"]): r for r in _read_csv(out_csv)}
+    assert sorted(rows) == [0.0, 1.0]
+    assert all(int(r["videos"]) == 2 and int(r["songs"]) == 4 for r in rows.values())
+    hit0, hit1 = (float(rows[c]["beat_hit_rate_mean"]) for c in (0.0, 1.0))
+    # At C = 1 the sampler places an onset on every visual beat of strength > 0.
+    assert hit1 == 1.0 and float(rows[1.0]["beat_hit_rate_std"]) == 0.0
+    assert hit1 >= hit0
+    assert float(rows[1.0]["beat_align_mean"]) == 1.0
+    for r in rows.values():
+        assert 0.0 <= float(r["length_error_s_mean"]) < 1.0  # music ends with the video
+        assert math.isfinite(float(r["pitch_entropy_mean"]))
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_video_bad_inputs_fail_cleanly(clips: Path, tmp_path: Path,
+                                       capsys: pytest.CaptureFixture) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("not a video")
+    for argv, needle in (
+            ([str(empty)], "no video files"),
+            ([str(tmp_path / "missing")], "not a folder"),
+            ([str(clips), "--control", "1.5"], "must be in [0, 1]"),
+            ([str(clips), "--checkpoint", str(tmp_path / "nope")], "no such run folder"),
+            ([str(clips), "--plot", str(tmp_path / "fit.txt")], "the plot must be")):
+        assert main(["evaluate", "video", *argv]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and needle in err, err
+
+
+def test_summary_helpers() -> None:
+    assert mean_std([1.0, math.nan, 3.0]) == (2.0, 1.0, 2)
+    assert math.isnan(mean_std([math.nan])[0])
+    row = summary_row({"row": "CMT", "from": "x", "songs": 2},
+                      {"pitch_entropy": [1.0, math.nan], "grooving_similarity": [0.5, 0.7]},
+                      [k for k, _ in MUSIC_COLUMNS])
+    md = table1_markdown([row])
+    assert "1.000 ± 0.000 (n=1)" in md and "0.600 ± 0.100" in md and "n/a" in md
+    assert "| 3.617 |" in md
+    assert csv_text([row]).splitlines()[0].startswith("row,from,songs,pitch_entropy_mean")
+    song = Song(np.array([[0, 8, 60, 2, 90], [6, 4, 62, 2, 90], [9, 2, 64, 2, 90]], np.int32), 12)
+    cut = crop_song(song, 8)
+    assert cut.n_sixteenths == 8 and cut.notes[:, 1].tolist() == [8, 2]
+
+
+def test_plot_tradeoff_writes_image(tmp_path: Path) -> None:
+    from vbgm.evaluation import FIT_COLUMNS
+
+    keys = [k for k, _, _ in FIT_COLUMNS] + [k for k, _ in MUSIC_COLUMNS]
+    rng = np.random.default_rng(0)
+    rows = [summary_row({"control": c, "videos": 1, "songs": 3},
+                        {k: list(rng.random(3)) for k in keys}, keys) for c in (0.0, 0.5, 1.0)]
+    out = tmp_path / "plot.svg"
+    plot_tradeoff(rows, out)
+    text = out.read_text()
+    assert text.lstrip().startswith("<?xml") and "<svg" in text
+
+
+def test_structureness_of_a_clip_shorter_than_the_path_filter() -> None:
+    """A 4 s clip (8 feature frames, under the 6 s path-smoothing filter) is measured, not a
+    crash: short videos give such clips."""
+    from vbgm.metrics import structureness
+
+    onsets = np.arange(0, 32, 2)
+    notes = np.stack([onsets, np.full(16, 2), 60 + onsets % 7, np.full(16, 2), np.full(16, 90)],
+                     axis=1).astype(np.int32)
+    si = structureness(Song(notes, 32), tempo_bpm=120.0)
+    assert 0.0 <= si <= 1.0

@@ -1,0 +1,174 @@
+"""Controlled generation and the `vbgm generate` / `compose` commands, with the shipped model."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import symusic
+from scipy.stats import spearmanr
+from vbgm.cli import main
+from vbgm.pipeline import bar_onsets, default_checkpoint, load_model, music_end
+from vbgm.sampling import Controls, Request, SamplingConfig, generate
+from vbgm.song import INSTRUMENT, ONSET
+from vbgm.video import analyze
+
+SHORT_CLIPS = ("carphone_pristine.mp4", "cup.mp4", "bikes.mp4")
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_model()
+
+
+def _controls(seed: int = 0, bars: int = 8) -> Controls:
+    rng = np.random.default_rng(seed)
+    n = bars * 16 - 5  # a partial last bar
+    beats = np.sort(rng.choice(n, size=10, replace=False))
+    return Controls(n_sixteenths=n, bar_density=rng.integers(1, 14, size=bars),
+                    beats=np.stack([beats, rng.integers(1, 9, size=10)], axis=1))
+
+
+def test_same_seed_same_tokens_and_only_chosen_instruments(model):
+    req = Request.parse("rock", "drums,bass")
+    a = generate(model, _controls(), req, SamplingConfig(control=0.5), candidates=2, seed=3)
+    b = generate(model, _controls(), req, SamplingConfig(control=0.5), candidates=2, seed=3)
+    assert [g.tokens.tobytes() for g in a] == [g.tokens.tobytes() for g in b]
+    for g in a:
+        assert set(np.unique(g.song.notes[:, INSTRUMENT])) <= {1, 4}
+    c = generate(model, _controls(), req, SamplingConfig(control=0.5), candidates=1, seed=4)
+    assert c[0].tokens.tobytes() != a[0].tokens.tobytes()
+
+
+def test_full_control_places_every_visual_beat_and_follows_density(model):
+    ctl = _controls(1)
+    req = Request.parse("pop", "drums,piano,bass")
+    (g,) = generate(model, ctl, req, SamplingConfig(control=1.0), seed=0)
+    onsets = {}
+    for onset, instr in g.song.notes[:, [ONSET, INSTRUMENT]]:
+        onsets.setdefault(int(onset), set()).add(int(instr))
+    for sixteenth, strength in ctl.beats:
+        if strength > 0:  # every rhythm instrument has an onset on the beat's own sixteenth
+            assert set(req.rhythm_instruments) <= onsets.get(int(sixteenth), set())
+    rho = spearmanr(ctl.bar_density, bar_onsets(g.song)[: len(ctl.bar_density)]).statistic
+    assert rho >= 0.8
+    # Ends exactly on the last sixteenth: nothing after it, the last chord held to it.
+    assert g.song.n_sixteenths == ctl.n_sixteenths
+    assert music_end(g.song) == ctl.n_sixteenths
+
+
+def test_no_control_injected_at_c0_and_fidelity_grows_with_c(model):
+    fits = {}
+    for c in (0.0, 0.5, 1.0):
+        gens = [generate(model, _controls(s), Request(), SamplingConfig(control=c), seed=s)[0]
+                for s in range(3)]
+        if c == 0.0:
+            assert all(g.n_forced_beats == 0 for g in gens)
+        fits[c] = np.mean([g.score for g in gens])
+    assert fits[0.0] < fits[0.5] < fits[1.0]
+
+
+def test_candidates_are_sorted_by_fit(model):
+    gens = generate(model, _controls(2), Request(), SamplingConfig(control=0.7), candidates=3)
+    assert len(gens) == 3
+    assert [g.score for g in gens] == sorted((g.score for g in gens), reverse=True)
+
+
+@pytest.mark.parametrize("clip", SHORT_CLIPS)
+def test_density_follows_video_on_real_clips(model, video_root, clip):
+    analysis = analyze(video_root / clip)
+    ctl = Controls.from_analysis(analysis)
+    (g,) = generate(model, ctl, Request(), SamplingConfig(control=1.0), seed=0)
+    dens = ctl.bar_density
+    realised = bar_onsets(g.song)[: len(dens)]
+    if np.ptp(dens) > 0:
+        assert spearmanr(dens, realised).statistic >= 0.8
+    else:  # one class everywhere: every bar gets the planned number of slots (+ forced beats)
+        assert np.all(realised >= dens - 1)
+
+
+def _streams(path: Path) -> tuple[float, float]:
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        a = c.streams.audio[0]
+        vd = float(v.duration * v.time_base) if v.duration else float(c.duration / 1e6)
+        samples = sum(f.samples for f in c.decode(a))
+        return vd, samples / a.rate
+
+
+def test_generate_end_to_end_on_a_real_clip(video_root, tmp_path):
+    src = video_root / "cup.mp4"
+    before = hashlib.sha256(src.read_bytes()).hexdigest()
+    out = tmp_path / "cup_music.mp4"
+    rc = main(["generate", str(src), "-o", str(out), "--seed", "1", "--quiet",
+               "--instruments", "drums,piano,bass"])
+    assert rc == 0
+    assert hashlib.sha256(src.read_bytes()).hexdigest() == before
+    video_s, audio_s = _streams(out)
+    assert abs(video_s - audio_s) <= 0.1
+    analysis = analyze(src)
+    score = symusic.Score(str(out.with_suffix(".mid")))
+    assert score.tempos[0].qpm == pytest.approx(analysis.tempo_bpm, abs=0.01)
+    sixteenth = 15.0 / analysis.tempo_bpm
+    end_s = score.end() / score.ticks_per_quarter * 60.0 / analysis.tempo_bpm
+    assert abs(end_s - analysis.duration_s) <= sixteenth
+    assert {t.name for t in score.tracks} <= {"Drums", "Piano", "Bass"}
+    assert any(t.is_drum for t in score.tracks)
+    # Same seed, same bytes of MIDI.
+    out2 = tmp_path / "again.mp4"
+    assert main(["generate", str(src), "-o", str(out2), "--seed", "1", "--quiet",
+                 "--instruments", "drums,piano,bass"]) == 0
+    assert out.with_suffix(".mid").read_bytes() == out2.with_suffix(".mid").read_bytes()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--genre", "polka"], "unknown genre"),
+    (["--instruments", "drums,kazoo"], "unknown instrument"),
+    (["--control", "1.5"], "control degree"),
+    (["--checkpoint", "missing.pt"], "no such checkpoint"),
+])
+def test_bad_requests_write_nothing(video_root, tmp_path, capsys, extra, message):
+    out = tmp_path / "o.mp4"
+    rc = main(["generate", str(video_root / "carphone_pristine.mp4"), "-o", str(out), *extra])
+    assert rc == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_output_equal_to_input_is_refused(tmp_path, video_root, capsys):
+    src = tmp_path / "clip.mp4"
+    src.write_bytes((video_root / "carphone_pristine.mp4").read_bytes())
+    before = src.read_bytes()
+    assert main(["generate", str(src), "-o", str(src), "--midi", str(tmp_path / "m.mid")]) == 2
+    assert "input" in capsys.readouterr().err
+    assert src.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
+
+
+def test_existing_output_needs_force(tmp_path, video_root, capsys):
+    out = tmp_path / "o.mp4"
+    out.write_bytes(b"keep me")
+    rc = main(["generate", str(video_root / "carphone_pristine.mp4"), "-o", str(out)])
+    assert rc == 2 and "--force" in capsys.readouterr().err
+    assert out.read_bytes() == b"keep me"
+
+
+def test_compose_without_video(tmp_path):
+    out = tmp_path / "free.mid"
+    assert main(["compose", "--seconds", "6", "--tempo", "100", "-o", str(out), "--quiet",
+                 "--instruments", "piano,strings"]) == 0
+    score = symusic.Score(str(out))
+    assert score.tempos[0].qpm == pytest.approx(100.0)
+    assert {t.name for t in score.tracks} <= {"Piano", "Strings"}
+    n = int(np.ceil(6 * 100 / 15))
+    assert score.end() == n * score.ticks_per_quarter // 4
+
+
+def test_shipped_model_is_small_and_loads():
+    path = default_checkpoint()
+    assert path.stat().st_size <= 25 * 2**20
+    assert load_model(path).config.n_layer >= 1
