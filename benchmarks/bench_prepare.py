@@ -1,8 +1,9 @@
 """Benchmark `vbgm prepare` over the whole shared MIDI corpus with 2 workers.
 
 Prints files/s, songs kept / skipped by reason and tokens per song, and writes
-benchmarks/results/prepare.json. Genres: POP909 -> pop, Freedoom -> rock (mostly rock/metal),
-Groove from its info.csv style (rock/punk -> rock, country -> country), the rest unknown.
+benchmarks/results/prepare.json (run_all.py's convention: "figures", the details beside them).
+Genres: POP909 -> pop, Freedoom -> rock (mostly rock/metal), Groove from its info.csv style
+(rock/punk -> rock, country -> country), the rest unknown.
 
     python benchmarks/bench_prepare.py [--midi DIR] [--out DATASET_DIR] [--workers 2]
 """
@@ -40,6 +41,25 @@ def corpus_labels(midi: Path) -> dict[str, int]:
     return labels
 
 
+def figures(result: dict) -> list[dict]:
+    """The headline figures of a prepare run (`result` as main builds it)."""
+    note = f"{result['files']} MIDI files, {result['workers']} workers, {result['machine']}"
+    skipped = ", ".join(f"{k} {v}" for k, v in result["skipped_by_reason"].items())
+    tokens = result["tokens_per_song"]
+    return [
+        {"metric": "prepare throughput, whole MIDI corpus", "value": result["files_per_second"],
+         "unit": "files/s", "note": note},
+        {"metric": "prepare wall time, whole MIDI corpus", "value": result["seconds"],
+         "unit": "s", "note": note},
+        {"metric": "songs kept", "value": result["kept"], "unit": "songs",
+         "note": f"of {result['files']}; skipped: {skipped or 'none'}"},
+        {"metric": "tokens per kept song, mean", "value": tokens["mean"], "unit": "tokens",
+         "note": f"median {tokens['median']:g}, max {tokens['max']}"},
+        {"metric": "tokens in the prepared dataset", "value": tokens["total"], "unit": "tokens",
+         "note": f"{result['kept']} songs"},
+    ]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--midi", type=Path, default=ROOT.parent / "shared" / "data" / "midi")
@@ -68,7 +88,8 @@ def main() -> None:
         "machine": f"{platform.processor() or platform.machine()}, {platform.python_version()}",
     }
     path = ROOT / "benchmarks" / "results" / "prepare.json"
-    write_text_atomic(path, json.dumps(result, indent=1) + "\n")
+    out = {"name": "prepare", "figures": figures(result), **result}
+    write_text_atomic(path, json.dumps(out, indent=1) + "\n")
     print(f"wrote {path}")
 
 

@@ -3,7 +3,8 @@
 
 The MIDI is 60 s of five-track music (drums, bass, piano, guitar, strings) at 120 bpm; the clip is
 made with `make_demo_video` at 1280x720, 30 fps. Prints the figures (with the loudness and peak of
-each render as a listen-check by measurement) and writes benchmarks/results/render.json.
+each render as a listen-check by measurement) and writes benchmarks/results/render.json
+(run_all.py's convention: "figures", the details beside them).
 
     python benchmarks/bench_render.py [--seconds 60]
 """
@@ -68,6 +69,30 @@ def timed(fn, *args, **kwargs):
     return result, time.perf_counter() - start
 
 
+def figures(results: dict) -> list[dict]:
+    """The headline figures of a run (`results` as main builds it)."""
+    secs = results["seconds"]
+    machine = f"{results['machine']}, {results['cpu_count']} CPUs"
+    figs = []
+    for backend, r in results["render"].items():
+        note = f"{r['soundfont']}, {results['sample_rate']} Hz, {machine}"
+        figs += [
+            {"metric": f"render {secs:g} s of 5-track MIDI, {backend}", "value": r["seconds"],
+             "unit": "s", "note": note},
+            {"metric": f"render speed, {backend}", "value": r["realtime_x"],
+             "unit": "x real time", "note": note},
+            {"metric": f"render loudness (gated RMS), {backend}", "value": r["loudness_db"],
+             "unit": "dBFS", "note": f"peak {r['peak_db']} dBFS, plain RMS {r['rms_db']} dBFS"},
+        ]
+    for name, r in results["mux"].items():
+        how = "video stream copied" if r["video_copied"] else "video re-encoded to H.264"
+        figs.append({"metric": f"mux onto {secs:g} s 720p clip, {name}", "value": r["seconds"],
+                     "unit": "s", "note": f"{how}, output {r['output_mib']} MiB, {machine}"})
+    figs.append({"metric": f"make_demo_video {secs:g} s 1280x720 30 fps",
+                 "value": results["demo_video_720p_s"], "unit": "s", "note": machine})
+    return figs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0)
@@ -108,12 +133,13 @@ def main() -> None:
             out = Path(tmp) / f"out_{name}.mp4"
             res, dt = timed(mux, clip, audio, SR, out, config=cfg)
             results["mux"][name] = {"seconds": round(dt, 3), "video_copied": res.video_copied,
-                                    "output_mb": round(out.stat().st_size / 2 ** 20, 2)}
-            print(f"mux {name:8s} onto 60 s 720p: {dt:6.2f} s "
-                  f"(video copied: {res.video_copied}, {results['mux'][name]['output_mb']} MB)")
+                                    "output_mib": round(out.stat().st_size / 2 ** 20, 2)}
+            print(f"mux {name:8s} onto {args.seconds:g} s 720p: {dt:6.2f} s "
+                  f"(video copied: {res.video_copied}, {results['mux'][name]['output_mib']} MiB)")
 
     target = ROOT / "benchmarks" / "results" / "render.json"
-    write_text_atomic(target, json.dumps(results, indent=2) + "\n")
+    out = {"name": "render", "figures": figures(results), **results}
+    write_text_atomic(target, json.dumps(out, indent=2) + "\n")
     print(f"wrote {target}")
 
 

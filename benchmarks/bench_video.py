@@ -9,6 +9,7 @@
    60 s clip: memory that grew with length would show as a difference between the two.
 
 Usage: python benchmarks/bench_video.py [--skip-hour]    → table + benchmarks/results/video.json
+(run_all.py's convention: "figures", the per-clip rows beside them).
 """
 
 from __future__ import annotations
@@ -72,6 +73,22 @@ def peak_memory(path: Path) -> dict:
             "wall_s": round(time.perf_counter() - start, 1)}
 
 
+def figures(results: dict) -> list[dict]:
+    """The headline figures of a run (`results` as main builds it): wall-clock real-time factor
+    per clip (CPU time in the note, steadier on a shared machine) and peak memory."""
+    load = f"{results['cpus']} CPUs, load {results['load_avg_1m']:.1f}"
+    figs = [{"metric": f"analyze {r['video']}, {r['flow']} flow", "value": r["rtf_wall"],
+             "unit": "x real time",
+             "note": f"{r['size']}, {r['duration_s']:g} s; wall {r['wall_s']} s, "
+                     f"CPU {r['cpu_s']} s ({r['rtf_cpu']}x on CPU time); {load}"}
+            for r in results["speed"]]
+    figs += [{"metric": f"analyze peak RSS, {r['video']}", "value": r["peak_rss_mib"],
+              "unit": "MiB", "note": f"{r['duration_s']:g} s, {r['frames']} frames, fresh process, "
+                                     f"wall {r['wall_s']} s"}
+             for r in results["memory"]]
+    return figs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-hour", action="store_true", help="skip the one-hour memory run")
@@ -104,7 +121,8 @@ def main() -> None:
               f"{r['beats']:6d} {r['peak_rss_mib']:13d} {r['wall_s']:7.1f}")
     results["this_process_peak_rss_mib"] = round(
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-    write_text_atomic(ROOT / "results" / "video.json", json.dumps(results, indent=1) + "\n")
+    out = {"name": "video", "figures": figures(results), **results}
+    write_text_atomic(ROOT / "results" / "video.json", json.dumps(out, indent=1) + "\n")
     print(f"\nwrote {ROOT / 'results' / 'video.json'}")
 
 

@@ -13,7 +13,8 @@ Strength: 9 thresholds = the deciles of the pooled visual-beat weights of the re
   whatever the thresholds). The classes are then about equally used on real footage; class 1,
   the weakest tenth, is what the generator drops, as the reference does.
 
-Usage: python benchmarks/fit_controls.py [VIDEO_DIR]   (writes benchmarks/results/controls_fit.json)
+Usage: python benchmarks/fit_controls.py [VIDEO_DIR]   (writes benchmarks/fits/controls_fit.json;
+a fit, not a benchmark, so it stays out of benchmarks/results/ and `make bench`)
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def main() -> None:
               "strength_thresholds": strength.tolist(), "n_beats": len(weights),
               "clips": per_clip}
     print(json.dumps(result, indent=1))
-    write_text_atomic(ROOT / "results" / "controls_fit.json", json.dumps(result, indent=1) + "\n")
+    write_text_atomic(ROOT / "fits" / "controls_fit.json", json.dumps(result, indent=1) + "\n")
 
 
 if __name__ == "__main__":

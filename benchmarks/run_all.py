@@ -15,9 +15,9 @@ Results convention (what a bench script should write to benchmarks/results/<name
                   "unit": str,         # e.g. "s", "files/s", "tokens/s", "x real time", "MiB"
                   "note": str}]}       # conditions: machine, sizes, backend ("" if none)
 
-Other keys may sit beside "figures" (details, configs) and are ignored here. Files written before
-this convention (a free-form dict) are still shown: every numeric leaf becomes a figure named by
-its dotted key path, with a unit guessed from the key (seconds → s, *_per_second → /s, ...).
+Other keys may sit beside "figures" (details, configs) and are ignored here. A file without a
+"figures" list is reported as unreadable (exit status 1): benchmarks/results/ holds benchmark
+results only (fitted constants, e.g. fit_controls.py's, go to benchmarks/fits/).
 
     python benchmarks/run_all.py [--quick] [--only NAME ...] [--no-run]
 """
@@ -36,51 +36,19 @@ BENCH = ROOT / "benchmarks"
 RESULTS = BENCH / "results"
 SUMMARY = RESULTS / "summary.json"
 
-# Unit guesses for legacy (free-form) result files: key suffix → unit.
-_UNIT_HINTS: tuple[tuple[str, str], ...] = (
-    ("files_per_second", "files/s"), ("tokens_per_second", "tokens/s"),
-    ("per_second", "/s"), ("_per_s", "/s"), ("realtime_x", "x real time"), ("_x", "x"),
-    ("seconds", "s"), ("_s", "s"), ("_ms", "ms"), ("_mb", "MB"), ("_mib", "MiB"),
-    ("_gb", "GB"), ("_db", "dB"), ("_bytes", "bytes"),
-)
-
-
-def guess_unit(key: str) -> str:
-    """A unit for a legacy figure from the end of its key ("" when nothing matches)."""
-    key = key.lower()
-    for suffix, unit in _UNIT_HINTS:
-        if key.endswith(suffix) or key == suffix.lstrip("_"):
-            return unit
-    return ""
-
-
-def _flatten(value: object, prefix: str) -> list[dict[str, object]]:
-    """Numeric leaves of a nested dict as figures (lists and strings are details, skipped)."""
-    if isinstance(value, bool):
-        return []
-    if isinstance(value, int | float):
-        return [{"metric": prefix, "value": float(value), "unit": guess_unit(prefix.split(".")[-1]),
-                 "note": ""}]
-    if isinstance(value, dict):
-        out = []
-        for k, v in value.items():
-            out.extend(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
-        return out
-    return []
-
 
 def read_figures(path: Path) -> tuple[str, list[dict[str, object]]]:
-    """(benchmark name, figures) of one results file, in the convention or flattened."""
+    """(benchmark name, figures) of one results file; ValueError if it is not in the convention."""
     data = json.loads(path.read_text())
-    if isinstance(data, dict) and isinstance(data.get("figures"), list):
-        figures = []
-        for f in data["figures"]:
-            if not isinstance(f, dict) or "metric" not in f or "value" not in f:
-                raise ValueError(f"{path}: a figure lacks 'metric' or 'value': {f!r}")
-            figures.append({"metric": str(f["metric"]), "value": float(f["value"]),
-                            "unit": str(f.get("unit", "")), "note": str(f.get("note", ""))})
-        return str(data.get("name", path.stem)), figures
-    return path.stem, _flatten(data, "")
+    if not isinstance(data, dict) or not isinstance(data.get("figures"), list):
+        raise ValueError("not in the results convention (no 'figures' list)")
+    figures = []
+    for f in data["figures"]:
+        if not isinstance(f, dict) or "metric" not in f or "value" not in f:
+            raise ValueError(f"a figure lacks 'metric' or 'value': {f!r}")
+        figures.append({"metric": str(f["metric"]), "value": float(f["value"]),
+                        "unit": str(f.get("unit", "")), "note": str(f.get("note", ""))})
+    return str(data.get("name", path.stem)), figures
 
 
 def run_scripts(quick: bool, only: list[str] | None) -> list[str]:
@@ -118,7 +86,7 @@ def print_table(rows: list[dict[str, object]]) -> None:
               str(r["unit"]), str(r["note"])) for r in rows]
     widths = [max(len(h), *(len(c[i]) for c in cells)) if cells else len(h)
               for i, h in enumerate(head)]
-    line = "  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True))
+    line = "  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip()
     print(line)
     print("-" * len(line))
     for c in cells:

@@ -6,7 +6,7 @@ speed. Speed is in frame heights per second (flow measured at a fixed analysis h
 by it and by the frame interval), so the class depends neither on resolution nor on frame rate.
 
 How the thresholds were fitted (`benchmarks/fit_controls.py`, results in
-`benchmarks/results/controls_fit.json`): 16 values log-spaced (each ×1.39 the previous; perceived
+`benchmarks/fits/controls_fit.json`): 16 values log-spaced (each ×1.39 the previous; perceived
 speed is roughly logarithmic) between
   - 0.007 = 2.5 × the 95th-percentile speed of a still scene with camera noise after H.264
     compression (0.0028): a tripod shot stays at density 1;

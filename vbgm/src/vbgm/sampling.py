@@ -49,12 +49,15 @@ class SamplingConfig:
     control: the control degree C in [0, 1], the probability that each control is applied
         (the paper chose 0.7).
     max_tokens_per_sixteenth: hard cap on the sequence length, against run-away generation.
+    threads: torch threads during sampling (one is fastest for batch-1 recurrent steps on CPU,
+        where thread synchronisation costs more than a 256-wide matrix-vector product).
     """
 
     temperature: tuple[float, ...] = (1.0, 1.2, 1.0, 1.0, 2.0, 1.0, 1.0)
     top_p: tuple[float, ...] = (0.9, 1.0, 0.9, 0.9, 0.9, 0.9, 0.9)
     control: float = 0.7
     max_tokens_per_sixteenth: float = 12.0
+    threads: int = 1  # torch threads while sampling: one step is tiny matrix-vector work
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.control <= 1.0:
@@ -243,7 +246,12 @@ class _Candidate:
         beat = self.pending_beat()
         beat_slot = beat - bar_start if beat is not None and beat < bar_start + 16 else None
         # A new slot must leave room for the slots the bar still plans after it.
-        limit = last_slot - self.slots_left + 1 if self.slots_left > 0 else self.slot
+        if self.free_plan:  # no density plan: any later slot, a new bar at any time
+            limit = last_slot
+        elif self.slots_left > 0:
+            limit = last_slot - self.slots_left + 1
+        else:
+            limit = self.slot
         new = np.zeros(SIXTEENTHS_PER_BAR, dtype=bool)
         new[self.slot + 1: limit + 1] = True
         if beat_slot is not None:  # a waiting visual beat is never skipped: slots up to it
@@ -252,7 +260,8 @@ class _Candidate:
         bb[1:SIXTEENTHS_PER_BAR + 1] = new
         if self.slot >= 0 and set(self.instruments) - self.slot_instruments:
             bb[self.slot + 1] = True  # another instrument on the same slot
-        room = self.slots_left > 0 and self.slot < last_slot - self.slots_left + 1
+        room = (not self.free_plan and self.slots_left > 0
+                and self.slot < last_slot - self.slots_left + 1)
         bb[vocab.BAR] = self.bar < self.last_bar and not room
         if self.notes_left == 0:
             # EOS only in the last bar, its plan met and no visual beat left to place.
@@ -295,7 +304,7 @@ class _Candidate:
             self.done = True
             return None
         if typ == vocab.TYPE_NOTE:
-            self.notes_left -= 1
+            self.notes_left = max(self.notes_left - 1, 0)
             self.group_pitches.add(s[vocab.PITCH])
             i = self.bar * SIXTEENTHS_PER_BAR + self.slot
             return self.row(0, vocab.TYPE_NOTE, 0, s[vocab.PITCH], s[vocab.DURATION], self.instr,
@@ -360,6 +369,16 @@ def generate(model: CMT, controls: Controls, request: Request = Request(),
     """
     if candidates < 1:
         raise VbgmError(f"--candidates must be at least 1, got {candidates}")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(config.threads)
+    try:
+        return _generate(model, controls, request, config, candidates, seed, progress)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _generate(model: CMT, controls: Controls, request: Request, config: SamplingConfig,
+              candidates: int, seed: int, progress: bool) -> list[Generated]:
     bad = [k for k in request.instruments if not 1 <= k <= 5]
     if bad or not request.instruments:
         raise VbgmError(f"instrument ids must be 1..5, got {list(request.instruments)}")
