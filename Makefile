@@ -22,8 +22,10 @@ $(STAMP): vbgm/pyproject.toml ap10k/pyproject.toml
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
+# One pytest run per distribution: both have tests/conftest.py and test modules of the same name.
 test: lint
-	$(VENV)/bin/pytest -q vbgm/tests ap10k/tests
+	$(VENV)/bin/pytest -q vbgm/tests
+	$(VENV)/bin/pytest -q ap10k/tests
 
 demo: $(STAMP)
 	$(VENV)/bin/vbgm demo -o out
