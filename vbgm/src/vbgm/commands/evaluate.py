@@ -45,6 +45,18 @@ def run(args: argparse.Namespace) -> int:
     return int(args.evaluate_func(args) or 0)
 
 
+def _emit(args: argparse.Namespace, md: str, rows: list[dict]) -> None:
+    """Print the markdown table and write it (--md) and the rows as CSV (--csv), atomically."""
+    from vbgm.atomic import write_text_atomic
+    from vbgm.evaluation import csv_text
+
+    print(md, end="")
+    if args.md:
+        write_text_atomic(args.md, md)
+    if args.csv:
+        write_text_atomic(args.csv, csv_text(rows))
+
+
 # ---------------------------------------------------------------------------------------------
 # vbgm evaluate midi
 
@@ -162,8 +174,6 @@ def markdown_table(rows: list[dict[str, object]]) -> str:
 
 def run_midi(args: argparse.Namespace) -> int:
     """`vbgm evaluate midi`: print (and optionally write) the per-folder metric table."""
-    from vbgm.atomic import write_text_atomic
-    from vbgm.evaluation import csv_text
 
     if args.limit is not None and args.limit < 1:
         raise VbgmError(f"--limit must be at least 1, got {args.limit}")
@@ -182,11 +192,7 @@ def run_midi(args: argparse.Namespace) -> int:
         raise VbgmError("no usable MIDI file in " + ", ".join(str(d) for d in args.dirs))
     rows = table_rows(results)
     md = markdown_table(rows)
-    print(md, end="")
-    if args.md:
-        write_text_atomic(args.md, md)
-    if args.csv:
-        write_text_atomic(args.csv, csv_text(rows))
+    _emit(args, md, rows)
     return 0
 
 
@@ -358,9 +364,8 @@ def run_table1(args: argparse.Namespace) -> int:
     """`vbgm evaluate table1`: print (and optionally write) Table 1 beside the paper's."""
     from tqdm import tqdm
 
-    from vbgm.atomic import write_text_atomic
     from vbgm.dataset import Dataset
-    from vbgm.evaluation import MUSIC_COLUMNS, csv_text, summary_row, table1_markdown
+    from vbgm.evaluation import MUSIC_COLUMNS, summary_row, table1_markdown
     from vbgm.model import load_checkpoint
 
     if args.n < 1:
@@ -413,11 +418,7 @@ def run_table1(args: argparse.Namespace) -> int:
             f"structureness short range (3-8 s), chroma from the notes; mean ± std over songs. "
             f"Paper: LPD-5, whole songs (Di et al. 2021, Table 1).")
     md = table1_markdown(rows, note)
-    print(md, end="")
-    if args.md:
-        write_text_atomic(args.md, md)
-    if args.csv:
-        write_text_atomic(args.csv, csv_text(rows))
+    _emit(args, md, rows)
     return 0
 
 
@@ -488,11 +489,9 @@ def run_video(args: argparse.Namespace) -> int:
     """`vbgm evaluate video`: the fit table per C, and optionally the trade-off plot."""
     from tqdm import tqdm
 
-    from vbgm.atomic import write_text_atomic
     from vbgm.evaluation import (
         FIT_COLUMNS,
         MUSIC_COLUMNS,
-        csv_text,
         fit_markdown,
         plot_tradeoff,
         summary_row,
@@ -541,11 +540,7 @@ def run_video(args: argparse.Namespace) -> int:
             f"per video and C, seed {args.seed}, model {checkpoint or 'shipped default'}. "
             f"Fit on visual beats of strength > 0; music metrics as `vbgm evaluate midi`.")
     md = fit_markdown(rows, note)
-    print(md, end="")
-    if args.md:
-        write_text_atomic(args.md, md)
-    if args.csv:
-        write_text_atomic(args.csv, csv_text(rows))
+    _emit(args, md, rows)
     if args.plot:
         plot_tradeoff(rows, args.plot, f"Fit vs music across C ({len(used)} videos, "
                                        f"{args.samples} song(s) each)")
