@@ -41,3 +41,14 @@ def midi_root(data_root: Path) -> Path:
 def video_root(data_root: Path) -> Path:
     """Folder of real video clips."""
     return data_root / "videos"
+
+
+@pytest.fixture
+def one_thread():
+    """Small torch workloads: one thread is faster, and far faster on a shared CPU."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -29,13 +29,7 @@ TSV = Path(__file__).resolve().parents[3] / "shared" / "reference" / "cmt-state-
 TINY = CMTConfig(n_layer=2, d_model=64, n_head=4, d_ff=128, dropout=0.0, chunk=8)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small workloads: one thread is faster, and far faster on a shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def random_rows(g: torch.Generator, B: int, T: int) -> torch.Tensor:

@@ -21,12 +21,7 @@ TC = TrainConfig(model="tiny", steps=6, batch_size=3, seq_len=48, warmup=2, eval
                  eval_batches=2, ckpt_every=2, log_every=1, cond_dropout=0.5, seed=3)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

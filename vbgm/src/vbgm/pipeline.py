@@ -17,7 +17,7 @@ import numpy as np
 from vbgm.errors import VbgmError
 from vbgm.model import CMT, load_checkpoint
 from vbgm.sampling import Controls, Generated, Request, SamplingConfig, generate
-from vbgm.song import DURATION, ONSET, SIXTEENTHS_PER_BAR, VELOCITY, Song
+from vbgm.song import ONSET, VELOCITY, Song
 
 DEFAULT_CHECKPOINT = "default.pt"  # inside the package's assets/
 
@@ -96,20 +96,6 @@ def free_controls(seconds: float, tempo_bpm: float) -> Controls:
         raise VbgmError(f"--tempo {tempo_bpm:g} is out of range (20..300 bpm)")
     n = int(np.ceil(seconds * tempo_bpm / 15.0 - 1e-9))
     return Controls(n_sixteenths=max(n, 1))
-
-
-def bar_onsets(song: Song) -> np.ndarray:
-    """Distinct onset slots per bar (the realised density - 1)."""
-    onsets = np.unique(song.notes[:, ONSET]) if len(song.notes) else np.zeros(0, int)
-    return np.bincount(onsets // SIXTEENTHS_PER_BAR,
-                       minlength=-(-song.n_sixteenths // SIXTEENTHS_PER_BAR))
-
-
-def music_end(song: Song) -> int:
-    """The sixteenth at which the last note stops sounding."""
-    if len(song.notes) == 0:
-        return 0
-    return int((song.notes[:, ONSET] + song.notes[:, DURATION]).max())
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ import torch
 from vbgm import vocab
 from vbgm.errors import VbgmError
 from vbgm.model import CMT
-from vbgm.song import INSTRUMENT_IDS, SIXTEENTHS_PER_BAR, Song
+from vbgm.song import DURATION, GENRE_IDS, INSTRUMENT_IDS, ONSET, SIXTEENTHS_PER_BAR, Song
 from vbgm.tokens import MAX_P_BEAT, decode, init_tokens
 
 # Sampled fields in sampling order: type first, then the heads (`CMT.field_logits` order).
@@ -113,8 +113,6 @@ class Request:
     def parse(cls, genre: str | int = "unknown", instruments: str | Sequence[str] = "all"
               ) -> Request:
         """From user words: a genre name or code, instruments as names (comma list) or 'all'."""
-        from vbgm.song import GENRE_IDS
-
         if isinstance(genre, str) and not genre.isdigit():
             if genre.lower() not in GENRE_IDS:
                 raise VbgmError(f"unknown genre {genre!r}; choose from {', '.join(GENRE_IDS)}")
@@ -438,8 +436,6 @@ def _generate(model: CMT, controls: Controls, request: Request, config: Sampling
 def finish(song: Song, n_sixteenths: int) -> Song:
     """End the song exactly at the last sixteenth: notes are clipped to it and the notes of the
     last onset are held until it (no cut-off chord, no trailing silence after them)."""
-    from vbgm.song import DURATION, ONSET
-
     notes = song.notes.copy()
     if len(notes):
         notes[:, DURATION] = np.minimum(notes[:, DURATION], n_sixteenths - notes[:, ONSET])
@@ -449,20 +445,11 @@ def finish(song: Song, n_sixteenths: int) -> Song:
 
 
 def control_fit(song: Song, controls: Controls) -> float:
-    """How well a song follows its controls, in [-1, 2]: the rank correlation of per-bar onset
-    slots with the bar densities plus the share of visual beats that got an onset."""
-    from scipy.stats import spearmanr
+    """How well a song follows its controls, in [-1, 2]: the density fidelity (rank correlation of
+    per-bar onset slots with the bar densities; 0 when undefined) plus the visual-beat hit rate."""
+    from vbgm.metrics import beat_hit_rate, density_fidelity
 
-    from vbgm.song import ONSET
-
-    onsets = np.unique(song.notes[:, ONSET]) if len(song.notes) else np.zeros(0, dtype=np.int64)
-    score = 0.0
-    dens = controls.bar_density[: controls.n_bars]
-    if len(dens) >= 3 and np.ptp(dens) > 0:
-        counts = np.bincount(onsets // SIXTEENTHS_PER_BAR, minlength=controls.n_bars)[: len(dens)]
-        if np.ptp(counts) > 0:
-            score += float(spearmanr(dens, counts).statistic)
+    fidelity = density_fidelity(song, controls.bar_density[: controls.n_bars])
     beats = controls.beats[controls.beats[:, 1] > 0, 0]
-    if len(beats):
-        score += float(np.isin(beats, onsets).mean())
-    return score
+    hits = beat_hit_rate(song, beats) if len(beats) else 0.0
+    return (0.0 if np.isnan(fidelity) else fidelity) + hits
