@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import vbgm.metrics as M
 from vbgm.atomic import write_text_atomic
-from vbgm.commands.evaluate import evaluate_folder, file_tempo, table_rows
+from vbgm.evaluation import evaluate_folder, file_tempo, table_rows
 from vbgm.midi import read_midi
 
 ROOT = Path(__file__).resolve().parents[1]

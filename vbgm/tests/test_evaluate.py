@@ -15,14 +15,19 @@ import torch
 from vbgm.cli import main
 from vbgm.evaluation import (
     MUSIC_COLUMNS,
+    SONG_KEYS,
     crop_song,
     csv_text,
+    folder_names,
+    held_out_songs,
     mean_std,
+    means_markdown,
     plot_tradeoff,
+    relative_gap,
     summary_row,
     table1_markdown,
 )
-from vbgm.metrics import music_metrics
+from vbgm.metrics import MUSICALITY, music_metrics, musicality
 from vbgm.model import CMT, CMTConfig, save_checkpoint
 from vbgm.song import Song
 from vbgm.vocab import STRENGTH
@@ -90,7 +95,6 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
 def test_table1_rows_and_data_row_matches_direct_metrics(dataset: Path, runs: dict[str, Path],
                                                          tmp_path: Path,
                                                          capsys: pytest.CaptureFixture) -> None:
-    from vbgm.commands.evaluate import held_out_songs
     from vbgm.dataset import Dataset
     from vbgm.tokens import decode
 
@@ -108,22 +112,29 @@ def test_table1_rows_and_data_row_matches_direct_metrics(dataset: Path, runs: di
     for r in rows:
         for key, _ in MUSIC_COLUMNS:
             assert math.isfinite(float(r[f"{key}_mean"])), (r["row"], key)
+        assert all(f"{key}_mean" in r for key in SONG_KEYS)
+    assert "Key clarity (song)" in printed and "CMT vs Data" in printed
 
     # The Data row: the same songs, decoded and cut here by hand, measured directly.
     ds = Dataset.load(dataset)
     ids = [i for i, _ in held_out_songs(ds, N_SONGS, BARS * 16, seed=0)]
     assert len(ids) == N_SONGS
-    direct = {k: [] for k, _ in MUSIC_COLUMNS}
+    direct = {k: [] for k in SONG_KEYS}
     for i in ids:
         song = decode(ds.tokens(i))
         notes = song.notes[song.notes[:, 0] < BARS * 16].copy()
         notes[:, 1] = np.minimum(notes[:, 1], BARS * 16 - notes[:, 0])
-        m = asdict(music_metrics(Song(notes, BARS * 16), 120.0))
+        cut = Song(notes, BARS * 16)
+        m = {**asdict(music_metrics(cut, 120.0)), **musicality(cut)}
         for k in direct:
             direct[k].append(m[k])
     for k, values in direct.items():
-        assert float(rows[0][f"{k}_mean"]) == pytest.approx(np.mean(values), rel=1e-5)
-        assert float(rows[0][f"{k}_std"]) == pytest.approx(np.std(values), rel=1e-4, abs=1e-6)
+        if not np.isfinite(values).any():  # e.g. no bass in these songs: "nan" in the CSV
+            assert int(rows[0][f"{k}_n"]) == 0
+            continue
+        mean, std, _ = mean_std(values)
+        assert float(rows[0][f"{k}_mean"]) == pytest.approx(mean, rel=1e-5), k
+        assert float(rows[0][f"{k}_std"]) == pytest.approx(std, rel=1e-4, abs=1e-6), k
 
 
 def test_table1_bad_inputs_fail_cleanly(dataset: Path, runs: dict[str, Path], tmp_path: Path,
@@ -173,6 +184,9 @@ def test_video_fit_table_hit_rate_and_outputs(clips: Path, runs: dict[str, Path]
     for r in rows.values():
         assert 0.0 <= float(r["length_error_s_mean"]) < 1.0  # music ends with the video
         assert math.isfinite(float(r["pitch_entropy_mean"]))
+        assert 0.0 <= float(r["empty_beat_rate_mean"]) <= 1.0
+        assert all(f"{key}_mean" in r for key, _ in MUSICALITY)
+    assert "Musicality, mean per C" in md.read_text() and " C=1 |" in md.read_text()
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -230,3 +244,44 @@ def test_structureness_of_a_clip_shorter_than_the_path_filter() -> None:
                      axis=1).astype(np.int32)
     si = structureness(Song(notes, 32), tempo_bpm=120.0)
     assert 0.0 <= si <= 1.0
+
+
+def test_means_table_and_relative_gap() -> None:
+    assert relative_gap(2.0, 3.0) == 0.5 and relative_gap(-2.0, -3.0) == -0.5
+    assert math.isnan(relative_gap(0.0, 1.0)) and math.isnan(relative_gap(math.nan, 1.0))
+    keys = [k for k, _ in MUSICALITY]
+    real = summary_row({"folder": "a/real"}, {"polyphony": [2.0, 4.0], "pitch_range": [40.0]},
+                       keys)
+    gen = summary_row({"folder": "b/gen"}, {"polyphony": [4.5], "pitch_range": [30.0]}, keys)
+    md = means_markdown([real, gen], ["real", "gen"], MUSICALITY, reference=0)
+    lines = md.splitlines()
+    assert len(lines) == 2 + len(MUSICALITY)
+    assert len({len(line) for line in lines}) == 1  # padded: the columns line up
+    assert lines[0].split("|")[1:-1] == [c.ljust(len(c)) for c in lines[0].split("|")[1:-1]]
+    cells = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+             for line in lines[2:]}
+    assert cells["Polyphony (pitches)"] == ["3.000", "4.500", "+50.0%"]
+    assert cells["Pitch range (semitones)"] == ["40.00", "30.00", "-25.0%"]
+    assert cells["Bass median pitch"] == ["n/a", "n/a", "n/a"]
+    assert "gen vs real" in lines[0]
+    assert "vs" not in means_markdown([real, gen], ["real", "gen"], MUSICALITY)
+    assert folder_names(["x/real", "y/gen"]) == ["real", "gen"]
+    assert folder_names(["x/songs", "y/songs"]) == ["x/songs", "y/songs"]
+
+
+def test_evaluate_midi_two_folders_shows_musicality_and_gap(midi_root: Path, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture) -> None:
+    out_csv = tmp_path / "t.csv"
+    rc = main(["evaluate", "midi", str(midi_root / "pop909"), str(midi_root / "freedoom"),
+               "--limit", "2", "--csv", str(out_csv)])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "| Folder | Files | Skipped | Pitch entropy (bits) |" in out  # the paper table first
+    assert "freedoom vs pop909" in out
+    for _, title in MUSICALITY:
+        line = next(x for x in out.splitlines() if x.startswith(f"| {title} "))
+        assert line.rstrip().endswith("% |") or line.rstrip().endswith("n/a |"), line
+    rows = _read_csv(out_csv)
+    assert len(rows) == 2 and all(f"{k}_mean" in rows[0] for k in SONG_KEYS)
+    assert float(rows[0]["scale_consistency_mean"]) > 0.9  # pop909 is tonal
+    assert float(rows[1]["drum_kit_share_mean"]) > 0.9  # freedoom's drums are GM

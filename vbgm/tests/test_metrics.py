@@ -279,7 +279,7 @@ REAL = ["pop909/001.mid", "pop909/045.mid", "lmd_samples/Funkytown.mid",
 
 
 def test_real_songs_are_in_plausible_ranges_and_stable(midi_root: Path) -> None:
-    from vbgm.commands.evaluate import file_tempo
+    from vbgm.evaluation import file_tempo
     from vbgm.midi import read_midi
 
     for name in REAL:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from vbgm.cli import main
 from vbgm.controls import (
+    DENSITY_FLOOR,
     DENSITY_THRESHOLDS,
     STRENGTH_THRESHOLDS,
     density_class,
@@ -98,7 +99,7 @@ def test_json_round_trip(real_analyses: dict[str, VideoAnalysis]) -> None:
 
 def test_still_scene_is_lowest_density(tmp_path: Path) -> None:
     a = analyze(pan_clip(tmp_path / "still.mp4", lambda t: 0.0, 5.0, noise=2.0))
-    assert {b.density for b in a.bars} == {1}
+    assert {b.density for b in a.bars} == {DENSITY_FLOOR}
     assert a.beats == []
     assert a.tempo_source == "default" and a.tempo_bpm == 120.0  # nothing to follow
 
@@ -109,7 +110,7 @@ def test_motion_speeding_up_makes_later_bars_denser(tmp_path: Path) -> None:
     dens = [b.density for b in a.bars]
     assert len(dens) == 4
     assert min(dens[2:]) > max(dens[:2]) + 4, dens
-    assert max(dens[:2]) <= 6 and min(dens[2:]) >= 12, dens
+    assert max(dens[:2]) <= 10 and min(dens[2:]) >= 14, dens
 
 
 def test_sudden_motion_changes_are_beats(tmp_path: Path) -> None:
@@ -237,8 +238,9 @@ def test_containers_and_codecs(tmp_path: Path, ext: str, codec: str, pix_fmt: st
 def test_control_mapping_is_monotonic_and_covers_the_range() -> None:
     speeds = np.geomspace(1e-5, 10, 500)
     dens = [density_class(s) for s in speeds]
-    assert dens == sorted(dens) and dens[0] == 1 and dens[-1] == 17
-    assert len(DENSITY_THRESHOLDS) == 16 and list(DENSITY_THRESHOLDS) == sorted(DENSITY_THRESHOLDS)
+    assert dens == sorted(dens) and dens[0] == DENSITY_FLOOR and dens[-1] == 17
+    assert len(DENSITY_THRESHOLDS) == 17 - DENSITY_FLOOR
+    assert list(DENSITY_THRESHOLDS) == sorted(DENSITY_THRESHOLDS)
     weights = np.linspace(0.001, 1, 500)
     st = [strength_class(w) for w in weights]
     assert st == sorted(st) and st[0] == 1 and st[-1] == 10 and strength_class(0.0) == 0

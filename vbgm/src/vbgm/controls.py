@@ -1,21 +1,24 @@
-"""Measurements → CMT control classes: bar flow speed → density 1..17, beat weight → strength.
+"""Measurements → CMT control classes: bar flow speed → density 5..17, beat weight → strength.
 
 Density (a bar's class in the CMT tokens, 1 = empty bar, 17 = every sixteenth has an onset) is
-1 + the number of DENSITY_THRESHOLDS the bar's mean flow speed reaches, so it is monotonic in
-speed. Speed is in frame heights per second (flow measured at a fixed analysis height and divided
-by it and by the frame interval), so the class depends neither on resolution nor on frame rate.
+DENSITY_FLOOR + the number of DENSITY_THRESHOLDS the bar's mean flow speed reaches, so it is
+monotonic in speed. The floor is class 5 (four onsets, one a beat): a still scene asks for calm
+music, not for silence (classes 1-4 leave beats without any onset; real multi-track songs have
+1-9 % empty beats). Speed is in frame heights per second (flow measured at a fixed analysis
+height and divided by it and by the frame interval), so the class depends neither on resolution
+nor on frame rate.
 
 How the thresholds were fitted (`benchmarks/fit_controls.py`, results in
-`benchmarks/fits/controls_fit.json`): 16 values log-spaced (each ×1.39 the previous; perceived
-speed is roughly logarithmic) between
+`benchmarks/fits/controls_fit.json`, made with the earlier 16 thresholds and floor 1): 12 values
+log-spaced (each ×1.56 the previous; perceived speed is roughly logarithmic) between
   - 0.007 = 2.5 × the 95th-percentile speed of a still scene with camera noise after H.264
-    compression (0.0028): a tripod shot stays at density 1;
+    compression (0.0028): a tripod shot stays at the floor;
   - 1.0 = the fastest 2-s window (bars at 120 bpm) among the five real clips in
     ../shared/data/videos (bikes.mp4's pan, 1.03, to one significant figure): the fastest real
     footage reaches the top class.
-On those clips, at their estimated tempi, this spreads the classes over the range:
-static-camera pedestrians (vtest.avi) 1–4, a hand-held object (box.mp4) 2–7, a face in a moving
-car (carphone) 9–10, a hand-held cup 9–12, cycling with pans and cuts (bikes.mp4) 10–15.
+On those clips, at their estimated tempi, this spreads the classes over the range (from the low
+end: static-camera pedestrians, a hand-held object, a face in a moving car, a hand-held cup, up
+to cycling with pans and cuts).
 The reference instead uses 16 thresholds fitted on its own training videos in pixels per frame
 at 360p (cmt-spec.md §4).
 
@@ -33,15 +36,16 @@ from __future__ import annotations
 import numpy as np
 
 # Frame heights per second; see the module docstring for the fit.
-DENSITY_THRESHOLDS: tuple[float, ...] = tuple(float(f"{x:.4g}")
-                                              for x in np.geomspace(0.007, 1.0, 16))
+DENSITY_FLOOR = 5
+DENSITY_THRESHOLDS: tuple[float, ...] = tuple(
+    float(f"{x:.4g}") for x in np.geomspace(0.007, 1.0, 17 - DENSITY_FLOOR))
 # Deciles of visual-beat weight on the real clips.
 STRENGTH_THRESHOLDS: tuple[float, ...] = (0.27, 0.43, 0.49, 0.53, 0.54, 0.66, 0.74, 0.79, 0.88)
 
 
 def density_class(flow: float) -> int:
-    """Density class 1..17 of a bar whose mean flow speed is `flow` (frame heights per second)."""
-    return 1 + int(np.searchsorted(DENSITY_THRESHOLDS, flow, side="right"))
+    """Density class 5..17 of a bar whose mean flow speed is `flow` (frame heights per second)."""
+    return DENSITY_FLOOR + int(np.searchsorted(DENSITY_THRESHOLDS, flow, side="right"))
 
 
 def strength_class(weight: float) -> int:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from vbgm.errors import VbgmError
+from vbgm.harmony import KEY_PROFILES, MAJOR_STEPS, MINOR_STEPS, detect_key
 from vbgm.song import DURATION, INSTRUMENT, ONSET, PITCH, SIXTEENTHS_PER_BAR, VELOCITY, Song
 
 DRUMS = 1
@@ -584,3 +585,268 @@ def music_metrics(song: Song, tempo_bpm: float = 120.0, si_source: str = "notes"
         grooving_similarity=grooving_similarity(song, seed=seed),
         structureness=structureness(song, tempo_bpm, si_source, si_range),
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Musicality: a listener's proxy
+#
+# Fourteen cheap measurements of what a listener hears at once — range, key, harmony, rhythm,
+# bass, drums, repetition — each a pure function of a Song, NaN when undefined (no pitched notes,
+# no bass, ...). None is "better" on its own: the real data's value is the reference, and a
+# generated folder should land near it (see `vbgm evaluate midi REAL GENERATED`).
+
+BASS = 4
+GM_KIT = (35, 81)  # General MIDI percussion keys (Acoustic Bass Drum .. Open Triangle)
+DISSONANT_INTERVALS = (1, 6, 11)  # semitones mod 12: minor 2nd / minor 9th, tritone, major 7th
+BEAT_SIXTEENTHS = 4
+
+MUSICALITY: tuple[tuple[str, str], ...] = (
+    ("pitch_range", "Pitch range (semitones)"),
+    ("n_pitch_classes", "Pitch classes used"),
+    ("scale_consistency", "Scale consistency"),
+    ("pitch_class_entropy", "Pitch-class entropy (bits)"),
+    ("key_clarity", "Key clarity (song)"),
+    ("key_clarity_windows", "Key clarity (4 bars)"),
+    ("polyphony", "Polyphony (pitches)"),
+    ("empty_beat_rate", "Empty beat rate"),
+    ("groove_consistency", "Groove consistency"),
+    ("bass_median_pitch", "Bass median pitch"),
+    ("bass_high_share", "Bass above C4 share"),
+    ("drum_kit_share", "Drums on GM kit share"),
+    ("dissonance_rate", "Dissonance rate"),
+    ("bar_repetition", "Bar repetition"),
+)
+
+
+def _scale_masks() -> np.ndarray:
+    """Bool (24, 12): the natural major (rows 0..11) and natural minor (12..23) scales."""
+    masks = np.zeros((24, 12), dtype=bool)
+    for tonic in range(12):
+        masks[tonic, [(tonic + s) % 12 for s in MAJOR_STEPS]] = True
+        masks[12 + tonic, [(tonic + s) % 12 for s in MINOR_STEPS]] = True
+    return masks
+
+
+_SCALES = _scale_masks()
+# Bool (128, 128): pitch pairs a dissonant interval apart.
+_DISSONANT = np.isin(np.subtract.outer(np.arange(128), np.arange(128)) % 12, DISSONANT_INTERVALS)
+
+
+def pitch_range(song: Song) -> float:
+    """Highest minus lowest pitch of the non-drum notes, in semitones (NaN without any)."""
+    pitches = _pitched(song)[:, PITCH]
+    return float(pitches.max() - pitches.min()) if len(pitches) else math.nan
+
+
+def n_pitch_classes(song: Song) -> float:
+    """How many of the 12 pitch classes the non-drum notes use (NaN without any)."""
+    pitches = _pitched(song)[:, PITCH]
+    return float(len(np.unique(pitches % 12))) if len(pitches) else math.nan
+
+
+def scale_consistency(song: Song) -> float:
+    """Largest share of non-drum notes inside one major or natural-minor scale (MusPy's).
+
+    1 when the song stays in one key's scale; chromatic or key-less music scores lower.
+    """
+    hist = pitch_histogram(song, pitch_classes=True)
+    total = hist.sum()
+    return float((_SCALES @ hist).max() / total) if total else math.nan
+
+
+def pitch_class_entropy(song: Song) -> float:
+    """Entropy (bits) of the 12-bin pitch-class histogram of non-drum note counts (0..3.585)."""
+    return pitch_entropy(song, pitch_classes=True)
+
+
+def _duration_chroma(notes: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
+    """(n_groups, 12) sum of note durations per group and pitch class."""
+    hist = np.zeros((n_groups, 12))
+    np.add.at(hist, (groups, notes[:, PITCH] % 12), notes[:, DURATION])
+    return hist
+
+
+def key_clarity(song: Song) -> float:
+    """Krumhansl–Kessler clarity of the whole song: the best correlation (−1..1) of its
+    duration-weighted pitch-class histogram (drums out) with the 24 key profiles.
+
+    High (≳0.8) when one key dominates; low for atonal, chromatic or key-changing music.
+    """
+    notes = _pitched(song)
+    if len(notes) == 0:
+        return math.nan
+    return detect_key(_duration_chroma(notes, np.zeros(len(notes), dtype=int), 1)[0])[1]
+
+
+def key_clarity_windows(song: Song, bars: int = 4) -> float:
+    """Mean key clarity over consecutive windows of `bars` bars that hold pitched notes.
+
+    Local key clarity: music that modulates keeps it high while the whole-song clarity drops;
+    random pitches keep it low everywhere. A note counts in the window it starts in.
+    """
+    if bars < 1:
+        raise VbgmError(f"key clarity window must be at least 1 bar, got {bars}")
+    notes = _pitched(song)
+    if len(notes) == 0:
+        return math.nan
+    window = notes[:, ONSET] // (bars * SIXTEENTHS_PER_BAR)
+    hist = _duration_chroma(notes, window, int(window.max()) + 1)
+    hist = hist[hist.sum(axis=1) > 0]
+    centred = hist - hist.mean(axis=1, keepdims=True)
+    norm = np.linalg.norm(centred, axis=1, keepdims=True)
+    # A flat histogram suggests no key: clarity 0 (as harmony.key_correlations).
+    unit = np.divide(centred, norm, out=np.zeros_like(centred), where=norm >= 1e-12)
+    return float((unit @ KEY_PROFILES.T).max(axis=1).mean())
+
+
+def _sounding(song: Song) -> np.ndarray:
+    """Bool (steps, 128): which non-drum pitches sound at each sixteenth, only the steps where
+    at least one does (any instrument; the same pitch on two instruments counts once)."""
+    notes = _pitched(song)
+    if len(notes) == 0:
+        return np.zeros((0, 128), dtype=bool)
+    start = notes[:, ONSET].astype(np.int64)
+    end = start + np.maximum(notes[:, DURATION], 1)
+    pitch = np.clip(notes[:, PITCH], 0, 127)
+    diff = np.zeros((int(end.max()) + 1, 128), dtype=np.int32)
+    np.add.at(diff, (start, pitch), 1)
+    np.add.at(diff, (end, pitch), -1)
+    roll = np.cumsum(diff, axis=0) > 0
+    return roll[roll.any(axis=1)]
+
+
+def _polyphony(roll: np.ndarray) -> float:
+    return float(roll.sum(axis=1).mean()) if len(roll) else math.nan
+
+
+def polyphony(song: Song) -> float:
+    """Mean number of distinct non-drum pitches sounding, over the sixteenths where at least one
+    sounds (MusPy's polyphony on the sixteenth grid): 1 for a bare melody, 3 for held triads."""
+    return _polyphony(_sounding(song))
+
+
+def _dissonance(roll: np.ndarray) -> float:
+    if len(roll) == 0:
+        return math.nan
+    x = roll.astype(np.float64)
+    together = np.triu(x.T @ x, k=1)  # [p, q], p < q: sixteenths where both sound
+    total = together.sum()
+    if total == 0:
+        return math.nan
+    return float(together[_DISSONANT].sum() / total)
+
+
+def dissonance_rate(song: Song) -> float:
+    """Share of sounding pitch pairs that clash, pooled over the song's sixteenths.
+
+    At every sixteenth, every pair of distinct sounding non-drum pitches is one pair; a pair is
+    dissonant when its interval mod 12 is 1, 6 or 11 (minor 2nd/9th, tritone, major 7th).
+    Result = dissonant pairs / all pairs; NaN when no two pitches ever sound together.
+    """
+    return _dissonance(_sounding(song))
+
+
+def empty_beat_rate(song: Song) -> float:
+    """Share of the song's beats (quarter notes) on which no note of any instrument starts.
+
+    The song spans n_sixteenths (or up to its last onset) rounded up to whole beats. Long rests
+    and gaps raise it; NaN for a song of length 0.
+    """
+    on = song.notes[:, ONSET]
+    length = max(song.n_sixteenths, int(on.max()) + 1 if len(on) else 0)
+    n_beats = -(-length // BEAT_SIXTEENTHS)
+    if n_beats == 0:
+        return math.nan
+    hit = np.zeros(n_beats, dtype=bool)
+    hit[on // BEAT_SIXTEENTHS] = True
+    return float(1.0 - hit.mean())
+
+
+def groove_consistency(song: Song) -> float:
+    """MusPy's groove consistency: 1 − mean over consecutive bars of the Hamming distance of
+    their onset vectors / 16 (all instruments, empty bars included). NaN with < 2 bars.
+
+    Unlike `grooving_similarity` (all pairs of non-empty bars), it follows the song bar to bar.
+    """
+    vecs = grooving_vectors(song)
+    if len(vecs) < 2:
+        return math.nan
+    return float(1.0 - np.mean(vecs[1:] != vecs[:-1]))
+
+
+def _bass_pitches(song: Song) -> np.ndarray:
+    return song.notes[song.notes[:, INSTRUMENT] == BASS, PITCH]
+
+
+def bass_median_pitch(song: Song) -> float:
+    """Median MIDI pitch of the bass notes (E1 = 28 .. G3 = 55 is the usual bass register)."""
+    pitches = _bass_pitches(song)
+    return float(np.median(pitches)) if len(pitches) else math.nan
+
+
+def bass_high_share(song: Song) -> float:
+    """Share of bass notes above middle C (pitch > 60): a bass line drifting into melody range."""
+    pitches = _bass_pitches(song)
+    return float(np.mean(pitches > 60)) if len(pitches) else math.nan
+
+
+def drum_kit_share(song: Song) -> float:
+    """Share of drum notes on a General MIDI percussion key (35..81); other keys are silent or
+    odd sounds on a GM kit. NaN without drums."""
+    keys = song.notes[song.notes[:, INSTRUMENT] == DRUMS, PITCH]
+    if len(keys) == 0:
+        return math.nan
+    return float(np.mean((keys >= GM_KIT[0]) & (keys <= GM_KIT[1])))
+
+
+def bar_repetition(song: Song, threshold: float = 0.8) -> float:
+    """Share of non-empty bars that recur somewhere else in the song (0..1).
+
+    A bar is its set of note events (slot in the bar, pitch, instrument); bar i recurs when some
+    other bar j has Jaccard similarity |i ∩ j| / |i ∪ j| ≥ threshold with it. Songs built from
+    repeated phrases score high, wandering ones low. NaN with fewer than 2 non-empty bars.
+    """
+    from scipy.sparse import csr_matrix
+
+    notes = song.notes
+    if len(notes) == 0:
+        return math.nan
+    bar = notes[:, ONSET].astype(np.int64) // SIXTEENTHS_PER_BAR
+    event = ((notes[:, ONSET].astype(np.int64) % SIXTEENTHS_PER_BAR) * 128
+             + np.clip(notes[:, PITCH], 0, 127)) * 8 + notes[:, INSTRUMENT] % 8
+    _, bar_idx = np.unique(bar, return_inverse=True)  # non-empty bars only
+    _, event_idx = np.unique(event, return_inverse=True)
+    n_bars, n_events = int(bar_idx.max()) + 1, int(event_idx.max()) + 1
+    if n_bars < 2:
+        return math.nan
+    pairs = np.unique(bar_idx * n_events + event_idx)  # each bar's events as a set
+    b = csr_matrix((np.ones(len(pairs), dtype=np.float64), (pairs // n_events, pairs % n_events)),
+                   shape=(n_bars, n_events))
+    inter = (b @ b.T).toarray()
+    size = np.diag(inter).copy()
+    union = size[:, None] + size[None, :] - inter
+    close = inter >= threshold * union - 1e-9
+    np.fill_diagonal(close, False)
+    return float(close.any(axis=1).mean())
+
+
+def musicality(song: Song) -> dict[str, float]:
+    """All fourteen musicality measurements of a song, keyed as in MUSICALITY."""
+    roll = _sounding(song)
+    values = {
+        "pitch_range": pitch_range(song),
+        "n_pitch_classes": n_pitch_classes(song),
+        "scale_consistency": scale_consistency(song),
+        "pitch_class_entropy": pitch_class_entropy(song),
+        "key_clarity": key_clarity(song),
+        "key_clarity_windows": key_clarity_windows(song),
+        "polyphony": _polyphony(roll),
+        "empty_beat_rate": empty_beat_rate(song),
+        "groove_consistency": groove_consistency(song),
+        "bass_median_pitch": bass_median_pitch(song),
+        "bass_high_share": bass_high_share(song),
+        "drum_kit_share": drum_kit_share(song),
+        "dissonance_rate": _dissonance(roll),
+        "bar_repetition": bar_repetition(song),
+    }
+    return {key: values[key] for key, _ in MUSICALITY}

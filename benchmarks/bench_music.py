@@ -1,0 +1,197 @@
+"""Does the music sound like music? The musicality measurements of generated songs vs real songs.
+
+For every clip in ../shared/data/videos × seeds × control degrees C (default 0, 0.7, 1), the
+shipped model scores the clip (analysis → controls → sampling, as `vbgm generate`), and each song
+gets the 14 measurements of `vbgm.metrics.musicality`, its control fit (density fidelity, beat
+hit rate, length), how far each hard cut lies from a section boundary, and whether a beat tracker
+(librosa's, on the rendered audio) finds the analysis tempo (within 8 %, octave errors allowed).
+The reference is the real multi-track songs of ../shared/data/midi (freedoom, simutrans,
+easyrpg, lmd_samples): a generated mean counts as "inside" when it lies within the range of the
+four folders' means.
+
+`--ablate` also runs C = 0.7 with each sampling rule switched off in turn (registers, drum
+accents, beat coverage, harmony, repeats, density floor): each rule's effect at equal controls.
+
+Writes benchmarks/results/music.json (run_all.py's convention).
+
+    python benchmarks/bench_music.py [--quick] [--seeds 3] [--control 0 0.7 1] [--ablate]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+from vbgm.atomic import write_text_atomic
+from vbgm.metrics import MUSICALITY, beat_hit_rate, density_fidelity, musicality
+from vbgm.midi import read_midi, song_to_score
+from vbgm.pipeline import load_model
+from vbgm.render import render_midi
+from vbgm.rules import Rules
+from vbgm.sampling import Controls, Request, SamplingConfig, generate
+from vbgm.song import DURATION, ONSET, SIXTEENTHS_PER_BAR
+from vbgm.video import analyze
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "music.json"
+DATA = Path(os.environ.get("VBGM_DATA", ROOT.parent / "shared" / "data"))
+REAL_FOLDERS = ("freedoom", "simutrans", "easyrpg", "lmd_samples")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".mpg")
+TEMPO_TOLERANCE = 0.08
+SAMPLE_RATE = 22050
+# Rules switched off one at a time by --ablate.
+ABLATIONS = {"registers": {"registers": False}, "drum_accents": {"drum_accents": False},
+             "beat_coverage": {"beat_coverage": False}, "harmony": {"harmony": 0.0},
+             "repeats": {"repeats": False}, "density_floor": {"density_floor": 1}}
+
+
+def real_reference(limit: int | None) -> dict[str, dict[str, float]]:
+    """Per real folder, the mean of every measurement over its songs."""
+    out = {}
+    for name in REAL_FOLDERS:
+        files = sorted(p for p in (DATA / "midi" / name).rglob("*")
+                       if p.suffix.lower() in (".mid", ".midi"))[:limit]
+        values: dict[str, list[float]] = {k: [] for k, _ in MUSICALITY}
+        for path in files:
+            try:
+                song = read_midi(path)
+            except Exception:  # a skipped song (not 4/4, unreadable) is not a reference
+                continue
+            for k, v in musicality(song).items():
+                values[k].append(v)
+        out[name] = {k: float(np.nanmean(v)) if np.isfinite(v).any() else math.nan
+                     for k, v in values.items()}
+        out[name]["songs"] = len(values[MUSICALITY[0][0]])
+    return out
+
+
+def tracked_tempo(song, tempo_bpm: float) -> float:
+    """The tempo librosa's beat tracker finds in the rendered song."""
+    import librosa
+
+    audio = render_midi(song_to_score(song, tempo_bpm), SAMPLE_RATE).mean(axis=1)
+    if len(audio) < SAMPLE_RATE:
+        return math.nan
+    tempo, _ = librosa.beat.beat_track(y=audio.astype(np.float32), sr=SAMPLE_RATE)
+    return float(np.atleast_1d(tempo)[0])
+
+
+def tempo_found(found: float, wanted: float) -> bool:
+    """Within TEMPO_TOLERANCE of the wanted tempo, its double or its half."""
+    return any(abs(found - wanted * f) <= TEMPO_TOLERANCE * wanted * f for f in (0.5, 1.0, 2.0))
+
+
+def score_song(g, controls: Controls, tempo: float, track: bool) -> dict[str, float]:
+    """Musicality, control fit, cut-to-section distance and beat tracking of one song."""
+    song = g.song
+    row = musicality(song)
+    dens = density_fidelity(song, controls.bar_density[: controls.n_bars])
+    beats = controls.beats[controls.beats[:, 1] > 0, 0]
+    row["density_fidelity"] = dens
+    row["beat_hit_rate"] = beat_hit_rate(song, beats) if len(beats) else math.nan
+    end = int((song.notes[:, ONSET] + song.notes[:, DURATION]).max()) if len(song.notes) else 0
+    row["length_error_16ths"] = float(abs(end - controls.n_sixteenths))
+    bounds = np.array(g.sections) * SIXTEENTHS_PER_BAR
+    row["cut_distance_16ths"] = (float(max(np.min(np.abs(bounds - c)) for c in controls.cuts))
+                                 if len(controls.cuts) else math.nan)
+    if track:
+        found = tracked_tempo(song, tempo)
+        row["tracked_tempo"] = found
+        row["tempo_found"] = float(tempo_found(found, tempo)) if np.isfinite(found) else 0.0
+    return row
+
+
+def summarise(rows: list[dict[str, float]]) -> dict[str, float]:
+    keys = rows[0].keys()
+    return {k: float(np.nanmean([r[k] for r in rows])) if np.isfinite([r[k] for r in rows]).any()
+            else math.nan for k in keys}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="1 seed, 20 real songs per folder")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--control", type=float, nargs="+", default=[0.0, 0.7, 1.0])
+    ap.add_argument("--ablate", action="store_true", help="also each rule off, at C = 0.7")
+    ap.add_argument("--no-track", action="store_true", help="skip rendering + beat tracking")
+    args = ap.parse_args()
+    seeds = 1 if args.quick else args.seeds
+    t0 = time.perf_counter()
+    real = real_reference(20 if args.quick else None)
+    lo = {k: min(real[f][k] for f in REAL_FOLDERS) for k, _ in MUSICALITY}
+    hi = {k: max(real[f][k] for f in REAL_FOLDERS) for k, _ in MUSICALITY}
+    model = load_model()
+    clips = sorted(p for p in (DATA / "videos").iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+    analyses = {p.name: analyze(p) for p in clips}
+    runs: dict[str, SamplingConfig] = {f"C={c:g}": SamplingConfig(control=c) for c in args.control}
+    if args.ablate:
+        for name, change in ABLATIONS.items():
+            runs[f"C=0.7 without {name}"] = SamplingConfig(control=0.7,
+                                                           rules=replace(Rules(), **change))
+    results: dict[str, dict] = {}
+    per_clip: dict[str, dict] = {}
+    for label, config in runs.items():
+        rows = []
+        for name, a in analyses.items():
+            controls = Controls.from_analysis(a)
+            for seed in range(seeds):
+                (g,) = generate(model, controls, Request(), config, seed=seed)
+                row = score_song(g, controls, a.tempo_bpm,
+                                 track=not args.no_track and "without" not in label)
+                per_clip.setdefault(label, {}).setdefault(name, []).append(row)
+                rows.append(row)
+        results[label] = summarise(rows)
+        print(f"{label}: {len(rows)} songs [{time.perf_counter() - t0:.0f} s]", flush=True)
+
+    # The table: real range, then every run; * marks a value inside the real range.
+    labels = list(results)
+    print(f"\n{'measurement':28} {'real range':>15} " + " ".join(f"{x:>12}" for x in labels))
+    inside: dict[str, int] = {}
+    for k, header in MUSICALITY:
+        cells = []
+        for label in labels:
+            v = results[label][k]
+            ok = lo[k] <= v <= hi[k]
+            inside[label] = inside.get(label, 0) + ok
+            cells.append(f"{v:11.3f}{'*' if ok else ' '}")
+        print(f"{header[:28]:28} {lo[k]:7.3f}–{hi[k]:<7.3f} " + " ".join(cells))
+    for k in ("density_fidelity", "beat_hit_rate", "length_error_16ths", "cut_distance_16ths",
+              "tempo_found"):
+        if k in results[labels[0]]:
+            print(f"{k:28} {'':15} " + " ".join(f"{results[x].get(k, math.nan):12.3f}"
+                                                  for x in labels))
+    print(f"{'inside the real range':28} {'':15} " + " ".join(f"{inside[x]:>9} / 14"
+                                                            for x in labels))
+    empty_worst = {x: max(max(r["empty_beat_rate"] for r in rows) for rows in per_clip[x].values())
+                   for x in labels}
+    print(f"{'worst clip empty-beat rate':28} {'':15} " + " ".join(f"{empty_worst[x]:12.3f}"
+                                                                 for x in labels))
+
+    note = (f"{len(clips)} clips x {seeds} seed(s), shipped model; real range = min..max of "
+            f"the means of {', '.join(REAL_FOLDERS)}")
+    figs = []
+    for label in labels:
+        figs.append({"metric": f"music {label}: measurements inside the real range",
+                     "value": inside[label], "unit": "of 14", "note": note})
+        for k in ("bass_high_share", "drum_kit_share", "empty_beat_rate", "bar_repetition",
+                  "dissonance_rate", "polyphony", "density_fidelity", "beat_hit_rate",
+                  "tempo_found"):
+            if k in results[label] and np.isfinite(results[label][k]):
+                figs.append({"metric": f"music {label}: {k}",
+                             "value": round(results[label][k], 4), "unit": "", "note": note})
+    out = {"name": "music", "figures": figs, "real": real,
+           "real_range": {k: [lo[k], hi[k]] for k, _ in MUSICALITY},
+           "runs": results, "worst_clip_empty_beat_rate": empty_worst,
+           "per_clip": per_clip, "seconds": round(time.perf_counter() - t0, 1)}
+    write_text_atomic(RESULTS, json.dumps(out, indent=1, default=float) + "\n")
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""Keys, scales and triads: the music theory the metrics and the sampler share.
+
+Keys are numbered 0..23: 0..11 = C..B major, 12..23 = C..B minor (tonic = key % 12). A key is
+found by the Krumhansl–Kessler method: the Pearson correlation of a 12-bin pitch-class histogram
+with the 24 rotated probe-tone profiles; the best correlation is the key's clarity.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vbgm.errors import VbgmError
+
+PITCH_CLASS_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+N_KEYS = 24
+
+# Krumhansl & Kessler (1982) probe-tone ratings, tonic first.
+KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
+KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+
+# Scale steps from the tonic: major and natural minor (the harmonic minor's raised 7th is
+# admitted as a scale tone too, since minor-key music uses it at cadences).
+MAJOR_STEPS = (0, 2, 4, 5, 7, 9, 11)
+MINOR_STEPS = (0, 2, 3, 5, 7, 8, 10)
+MINOR_EXTRA = (11,)
+
+
+def _profiles() -> np.ndarray:
+    rows = [np.roll(KK_MAJOR, t) for t in range(12)] + [np.roll(KK_MINOR, t) for t in range(12)]
+    p = np.array(rows)
+    p = p - p.mean(axis=1, keepdims=True)
+    return p / np.linalg.norm(p, axis=1, keepdims=True)
+
+
+KEY_PROFILES = _profiles()  # (24, 12), zero-mean unit-norm rows
+
+
+def key_name(key: int) -> str:
+    """'C major', 'F# minor', ... for a key 0..23."""
+    if not 0 <= key < N_KEYS:
+        raise VbgmError(f"key must be 0..23, got {key}")
+    return f"{PITCH_CLASS_NAMES[key % 12]} {'major' if key < 12 else 'minor'}"
+
+
+def is_minor(key: int) -> bool:
+    return key >= 12
+
+
+def key_correlations(histogram: np.ndarray) -> np.ndarray:
+    """Pearson correlation (24,) of a 12-bin pitch-class histogram with each key's profile;
+    all zeros for a flat or empty histogram (no key is suggested)."""
+    h = np.asarray(histogram, dtype=np.float64).reshape(12)
+    h = h - h.mean()
+    norm = np.linalg.norm(h)
+    if norm < 1e-12:
+        return np.zeros(N_KEYS)
+    return KEY_PROFILES @ (h / norm)
+
+
+def detect_key(histogram: np.ndarray) -> tuple[int, float]:
+    """(key 0..23, clarity = its correlation) of a pitch-class histogram; (0, 0.0) when flat."""
+    r = key_correlations(histogram)
+    k = int(np.argmax(r))
+    return k, float(r[k])
+
+
+def scale_pitch_classes(key: int) -> tuple[int, ...]:
+    """Pitch classes of the key's scale (7 for major; 8 for minor: natural + raised 7th)."""
+    tonic = key % 12
+    steps = MAJOR_STEPS if key < 12 else MINOR_STEPS + MINOR_EXTRA
+    return tuple(sorted((tonic + s) % 12 for s in steps))
+
+
+def scale_mask(key: int) -> np.ndarray:
+    """Boolean (12,) True on the key's scale tones."""
+    m = np.zeros(12, dtype=bool)
+    m[list(scale_pitch_classes(key))] = True
+    return m
+
+
+def diatonic_triad(key: int, degree: int) -> tuple[int, int, int]:
+    """Pitch classes (root, third, fifth) of the triad on scale degree 0..6 of the key
+    (natural minor; degree 4 of a minor key takes the raised third: the dominant is major)."""
+    tonic = key % 12
+    steps = MAJOR_STEPS if key < 12 else MINOR_STEPS
+    idx = [(degree + i) % 7 for i in (0, 2, 4)]
+    pcs = [(tonic + steps[i]) % 12 for i in idx]
+    if key >= 12 and degree == 4:
+        pcs[1] = (tonic + 11) % 12  # V in minor: raised leading tone
+    return pcs[0], pcs[1], pcs[2]
+
+
+def degree_of(key: int, pitch_class: int) -> int | None:
+    """Scale degree 0..6 of a pitch class in the key (natural scales), None if not diatonic."""
+    tonic = key % 12
+    steps = MAJOR_STEPS if key < 12 else MINOR_STEPS
+    step = (pitch_class - tonic) % 12
+    if key >= 12 and step == 11:
+        return 6  # the raised 7th stands for degree 7
+    return steps.index(step) if step in steps else None
+
+
+def chord_for(key: int, pitch_classes: list[int]) -> tuple[int, int, int]:
+    """The diatonic triad that best explains the first notes of a bar: the one holding most of
+    them, ties broken by the lowest note as root, then by the common degrees I, V, IV, vi."""
+    order = (0, 4, 3, 5, 1, 2, 6)
+    best, best_score = diatonic_triad(key, 0), -1.0
+    low = pitch_classes[0] if pitch_classes else None
+    for rank, degree in enumerate(order):
+        triad = diatonic_triad(key, degree)
+        score = sum(pc in triad for pc in pitch_classes) + 0.5 * (low == triad[0]) - 0.01 * rank
+        if score > best_score:
+            best, best_score = triad, score
+    return best

@@ -1,0 +1,555 @@
+"""The sampler's rules: what each candidate may sample next, and what a sampled token becomes.
+
+A candidate is a `Plan` (fixed before sampling: the controls drawn with probability C, the
+sections and which bars re-play earlier ones) and a `State` (where it is: bar, slot, group, key,
+chord, what each bar played). Two functions drive it:
+
+- `allowed(state, plan) -> masks`: boolean masks per sampled field, composed from small rules,
+  each its own function: `grammar` (a well-formed, forward-moving song that ends on time and
+  honours the bar densities), `beat_coverage` (no quarter note without an onset), `register`
+  (each instrument inside its measured pitch range; drums on the corpus's GM kit), `polyphony`
+  (no more notes at once than the corpus's instruments play), `accent` (a visual beat on drums
+  is kick + crash, not a pile of kit pieces), `forced_chord` (notes forced by a visual beat are
+  chord tones) and `no_clusters` (no semitone, tritone or major seventh inside one chord).
+- `pitch_bias(state, plan) -> additive logits`: the harmony rule, a soft pull towards the key's
+  scale and, on beats, the bar's chord.
+- `advance(state, plan, sampled) -> row`: accepts a sampled token, or replaces it by a control
+  (a visual beat, a bar density) or by the next row of a re-played bar.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from vbgm import harmony, vocab
+from vbgm.corpus_stats import CorpusStats
+from vbgm.song import SIXTEENTHS_PER_BAR
+from vbgm.structure import Group, fit_slots, plan_repeats, plan_sections, replay_groups
+from vbgm.tokens import MAX_P_BEAT
+
+SAMPLED = (vocab.TYPE, vocab.BARBEAT, vocab.DENSITY, vocab.PITCH, vocab.DURATION, vocab.INSTR,
+           vocab.STRENGTH)
+DRUMS, BASS = 1, 4
+# Density of the first Bar when it is not controlled: it has no model prediction (training never
+# predicts the first row), so a typical value of the training data is used.
+FREE_FIRST_DENSITY = 9
+# A visual beat of this strength class or more is an accent (kick + crash) on drums.
+ACCENT_CLASS = 6
+KICKS, CRASHES = (35, 36), (49, 57)
+# Intervals (mod 12) that never sound inside one instrument's chord: m2/M7 and the tritone.
+CLUSTER_INTERVALS = (1, 6, 11)
+# Pitches a key is inferred from before the harmony rule starts (when no key is requested).
+KEY_AFTER_NOTES = 6
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Which musical rules the sampler applies (each can be switched off to measure it).
+
+    registers: pitch ranges per instrument and the drum kit, from the corpus statistics.
+    drum_accents: a visual beat on drums is kick (+ crash when strong), not `strength` pieces.
+    beat_coverage: every quarter note of a bar gets an onset (when the bar plans enough slots).
+    harmony: strength of the pull towards the scale and the bar's chord (0 = off); it also makes
+        forced notes chord tones and forbids clusters inside a chord.
+    repeats: bars re-play earlier bars as `structure.plan_repeats` plans (phrases, sections).
+    density_floor: lowest density class the model may choose for a bar (5 = one onset a beat).
+    """
+
+    registers: bool = True
+    drum_accents: bool = True
+    beat_coverage: bool = True
+    harmony: float = 3.0
+    repeats: bool = True
+    density_floor: int = 5
+
+
+@dataclass
+class Plan:
+    """What one candidate must do, fixed before sampling.
+
+    density: per bar, the forced density class, 0 where the model chooses.
+    beats: (M, 2) visual beats (sixteenth, strength class) to place, ascending.
+    sections: first bar of each section; source: per bar, the bar it re-plays or -1.
+    rhythm: instruments that carry visual beats. key: 0..23 when requested, else None.
+    free_plan: the ablated model (no density/strength attributes): groups and bars end freely.
+    """
+
+    n: int
+    density: np.ndarray
+    beats: np.ndarray
+    sections: list[int]
+    source: np.ndarray
+    instruments: tuple[int, ...]
+    rhythm: tuple[int, ...]
+    key: int | None
+    stats: CorpusStats
+    rules: Rules
+    free_plan: bool = False
+
+    @property
+    def n_bars(self) -> int:
+        return -(-self.n // SIXTEENTHS_PER_BAR)
+
+    @property
+    def last_bar(self) -> int:
+        return self.n_bars - 1
+
+    def last_slot(self, bar: int) -> int:
+        """Last usable slot of a bar (the last bar may be partial)."""
+        return min(SIXTEENTHS_PER_BAR, self.n - bar * SIXTEENTHS_PER_BAR) - 1
+
+
+def make_plan(n: int, bar_density: np.ndarray, beats: np.ndarray, cuts: np.ndarray,
+              instruments: tuple[int, ...], rhythm: tuple[int, ...], key: int | None,
+              control: float, rng: np.random.Generator, stats: CorpusStats,
+              rules: Rules = Rules(), free_plan: bool = False) -> Plan:
+    """Draw each control with probability `control` (once, up front: reproducible and
+    independent of the model) and plan the sections and re-played bars."""
+    n_bars = -(-n // SIXTEENTHS_PER_BAR)
+    requested = np.zeros(n_bars, dtype=np.int64)
+    m = min(len(bar_density), n_bars)
+    requested[:m] = np.asarray(bar_density, dtype=np.int64)[:m]
+    on = (requested > 0) & (rng.random(n_bars) < control)
+    density = np.where(on, requested, 0)
+    beats = np.asarray(beats, dtype=np.int64).reshape(-1, 2)
+    beats = beats[beats[:, 1] > 0]
+    beats = beats[rng.random(len(beats)) < control]
+    sections = plan_sections(n_bars, cuts)
+    if rules.repeats and not free_plan:
+        source = plan_repeats(n_bars, sections, requested)
+    else:
+        source = np.full(n_bars, -1, dtype=np.int64)
+    return Plan(n=n, density=density, beats=beats, sections=sections, source=source,
+                instruments=tuple(instruments), rhythm=tuple(rhythm), key=key, stats=stats,
+                rules=rules, free_plan=free_plan)
+
+
+@dataclass
+class State:
+    """Where one candidate is. `bars` keeps every bar's groups (for re-playing them)."""
+
+    bar: int = -1
+    slot: int = -1
+    instr: int = 0
+    notes_left: int = 0
+    forced: bool = False  # the current group is a visual beat's
+    group_pitches: list[int] = field(default_factory=list)
+    slot_instruments: set[int] = field(default_factory=set)
+    slots_left: int = 0  # onset slots the bar still plans
+    covered: np.ndarray = field(default_factory=lambda: np.zeros(4, dtype=bool))
+    next_beat: int = 0  # first visual beat not yet placed
+    forced_left: list[int] = field(default_factory=list)  # instruments still owed to it
+    script: list[np.ndarray] = field(default_factory=list)  # rows of a re-played bar, to come
+    replaying: bool = False
+    key: int | None = None
+    chord: tuple[int, int, int] | None = None
+    pc_weight: np.ndarray = field(default_factory=lambda: np.zeros(12))
+    n_pitched: int = 0
+    bars: dict[int, list[Group]] = field(default_factory=dict)
+    done: bool = False
+    n_forced_beats: int = 0
+
+
+def make_row(plan: Plan, barbeat: int, typ: int, density: int, pitch: int, duration: int,
+             instr: int, strength: int, i: int) -> np.ndarray:
+    """One token row in model column order, with its beat-position class."""
+    p = min(100 * i // plan.n + 1, MAX_P_BEAT)
+    return np.array([barbeat, typ, density, pitch, duration, instr, strength, p, i],
+                    dtype=np.int64)
+
+
+def time_of(state: State, barbeat: int) -> int:
+    """Absolute sixteenth of a metrical token with this barbeat value."""
+    if barbeat == vocab.BAR:
+        return (state.bar + 1) * SIXTEENTHS_PER_BAR
+    return state.bar * SIXTEENTHS_PER_BAR + barbeat - 1
+
+
+def pending_beat(state: State, plan: Plan) -> int | None:
+    """The sixteenth of the next visual beat still to place, or None. Beats already passed
+    (an earlier slot of their bar was full) are skipped."""
+    here = state.bar * SIXTEENTHS_PER_BAR + state.slot
+    while state.next_beat < len(plan.beats) and not state.forced_left \
+            and plan.beats[state.next_beat, 0] < here:
+        state.next_beat += 1
+    if state.next_beat < len(plan.beats):
+        return int(plan.beats[state.next_beat, 0])
+    return None
+
+
+# ---------------------------------------------------------------------------------- the rules
+def grammar(state: State, plan: Plan) -> dict[int, np.ndarray]:
+    """A well-formed song: Beat then exactly `strength` Notes of its instrument with distinct
+    pitches; time moves forward; a bar holds as many onset slots as its density plans and never
+    skips a pending visual beat; only the requested instruments; nothing past the last
+    sixteenth; EOS only in the last bar. In a re-played bar whose rows are all out, only the next
+    Bar (or EOS) may follow."""
+    m = {col: np.ones(vocab.N_CLASSES[col], dtype=bool) for col in SAMPLED}
+    typ, bb = m[vocab.TYPE], m[vocab.BARBEAT]
+    if not plan.free_plan and plan.rules.density_floor > 1:
+        # Bars the model plans itself are never near-silent: calm music, not none.
+        m[vocab.DENSITY][1: plan.rules.density_floor] = False
+    if state.replaying:
+        typ[:] = False
+        last = state.bar >= plan.last_bar
+        typ[vocab.TYPE_EOS] = last
+        typ[vocab.TYPE_METRIC] = not last
+        bb[:] = False
+        bb[vocab.BAR] = True
+        return m
+    if state.notes_left > 0:
+        typ[:] = False
+        typ[vocab.TYPE_NOTE] = True
+    else:
+        typ[vocab.TYPE_NOTE] = plan.free_plan and state.instr > 0
+        typ[vocab.TYPE_EOS] = False  # decided below, with the metrical choices
+    m[vocab.PITCH][0] = False
+    m[vocab.PITCH][state.group_pitches] = False
+    onset = state.bar * SIXTEENTHS_PER_BAR + state.slot
+    longest = max(1, min(SIXTEENTHS_PER_BAR, plan.n - onset))
+    m[vocab.DURATION][:2] = False  # classes 0 and 1 are no length
+    m[vocab.DURATION][longest + 2:] = False
+    m[vocab.STRENGTH][0] = False
+    ins = np.zeros(vocab.N_CLASSES[vocab.INSTR], dtype=bool)
+    ins[list(plan.instruments)] = True
+    m[vocab.INSTR] = ins
+    bb[0] = False
+    bar_start = state.bar * SIXTEENTHS_PER_BAR
+    last_slot = plan.last_slot(state.bar)
+    beat = pending_beat(state, plan)
+    beat_slot = beat - bar_start if beat is not None and beat < bar_start + 16 else None
+    if plan.free_plan:
+        limit = last_slot
+    elif state.slots_left > 0:  # a new slot leaves room for the slots the bar still plans
+        limit = max(last_slot - state.slots_left + 1, state.slot + 1)
+    else:
+        limit = state.slot
+    new = np.zeros(SIXTEENTHS_PER_BAR, dtype=bool)
+    new[state.slot + 1: limit + 1] = True
+    if beat_slot is not None:  # a waiting visual beat is never skipped: slots up to it
+        new[beat_slot:] = False
+        new[beat_slot] = beat_slot <= limit or not new.any()
+    if plan.rules.beat_coverage and not plan.free_plan:
+        new = _narrow(new, beat_coverage(state, plan))
+    bb[1:SIXTEENTHS_PER_BAR + 1] = new
+    if state.slot >= 0 and set(plan.instruments) - state.slot_instruments:
+        bb[state.slot + 1] = True  # another instrument on the same slot
+    room = (not plan.free_plan and state.slots_left > 0
+            and state.slot < last_slot - state.slots_left + 1)
+    bb[vocab.BAR] = state.bar < plan.last_bar and not room
+    if state.notes_left == 0:
+        typ[vocab.TYPE_EOS] = (state.bar >= plan.last_bar and state.slot >= 0 and not room
+                               and beat is None) or not bb.any()
+        typ[vocab.TYPE_METRIC] = bb.any()
+    return m
+
+
+def beat_coverage(state: State, plan: Plan) -> np.ndarray:
+    """Slots (16,) the next new onset slot may take so that every quarter note of the bar gets
+    an onset: it may not skip the first quarter still without one, and once the planned slots
+    are just enough for the quarters left, it must open one of them."""
+    last_slot = plan.last_slot(state.bar)
+    quarters = np.arange(4)
+    open_q = (~state.covered) & (4 * quarters <= last_slot) & (4 * quarters + 3 > state.slot)
+    ok = np.ones(SIXTEENTHS_PER_BAR, dtype=bool)
+    if not open_q.any():
+        return ok
+    first = int(np.argmax(open_q))
+    ok[4 * first + 4:] = False
+    if state.slots_left <= int(open_q.sum()):
+        in_open = np.repeat(open_q, 4)
+        ok &= in_open
+    return ok
+
+
+def register(state: State, plan: Plan) -> np.ndarray:
+    """Pitch token values (129,) the current instrument may play: its measured range, or the
+    corpus's drum kit (General MIDI percussion keys) for drums."""
+    m = np.zeros(vocab.N_CLASSES[vocab.PITCH], dtype=bool)
+    m[1:] = plan.stats.pitch_mask(state.instr)
+    return m
+
+
+def polyphony(instr: int, plan: Plan) -> np.ndarray:
+    """Strength values (20,) an instrument's group may take: at most the corpus's 99th
+    percentile of notes it starts together (a bass plays one or two)."""
+    m = np.zeros(vocab.N_CLASSES[vocab.STRENGTH], dtype=bool)
+    m[1: max(plan.stats.chord_p99[instr], 1) + 1] = True
+    return m
+
+
+def forced_strength(instr: int, strength: int, plan: Plan) -> int:
+    """Notes a visual beat of this strength class puts on an instrument: on drums an accent
+    (kick, + crash when strong), on others at most the corpus's usual (90th percentile) chord."""
+    if instr == DRUMS and plan.rules.drum_accents:
+        return 2 if strength >= ACCENT_CLASS else 1
+    cap = plan.stats.chord_p90[instr] if plan.rules.registers else 10
+    return int(max(1, min(strength, cap)))
+
+
+def accent(state: State, plan: Plan) -> np.ndarray | None:
+    """Pitch values for the notes of a visual beat on drums: the kick first, then a crash."""
+    if not (state.forced and state.instr == DRUMS and plan.rules.drum_accents):
+        return None
+    keys = KICKS if not state.group_pitches else CRASHES
+    m = np.zeros(vocab.N_CLASSES[vocab.PITCH], dtype=bool)
+    m[[k + 1 for k in keys]] = True
+    return m
+
+
+def _pitch_classes_of_values() -> np.ndarray:
+    pcs = (np.arange(vocab.N_CLASSES[vocab.PITCH]) - 1) % 12
+    return pcs
+
+
+_PC = _pitch_classes_of_values()
+
+
+def forced_chord(state: State, plan: Plan) -> np.ndarray | None:
+    """Pitch values of chord tones (else scale tones) for notes forced by a visual beat."""
+    if not state.forced or state.instr == DRUMS or plan.rules.harmony <= 0 or state.key is None:
+        return None
+    if state.chord is not None:
+        return np.isin(_PC, state.chord)
+    return harmony.scale_mask(state.key)[_PC]
+
+
+def no_clusters(state: State, plan: Plan) -> np.ndarray | None:
+    """Pitch values that make no m2/M7 or tritone with the notes already in this chord."""
+    if state.instr == DRUMS or plan.rules.harmony <= 0 or not state.group_pitches:
+        return None
+    bad = np.zeros(12, dtype=bool)
+    for v in state.group_pitches:
+        for iv in CLUSTER_INTERVALS:
+            bad[(v - 1 + iv) % 12] = True
+    return ~bad[_PC]
+
+
+def pitch_bias(state: State, plan: Plan) -> np.ndarray | None:
+    """Additive pitch logits (129,) pulling towards the key's scale and, on the bar's beats
+    (twice as hard on its quarter notes), its chord; a bass on a quarter note leans on the root.
+    None when harmony is off, the instrument is drums or no key is known yet."""
+    w = plan.rules.harmony
+    if w <= 0 or state.instr == DRUMS or state.key is None:
+        return None
+    bias = np.where(harmony.scale_mask(state.key)[_PC], 0.0, -w)
+    if state.chord is not None:
+        strong = state.slot % 4 == 0
+        bias -= np.where(np.isin(_PC, state.chord), 0.0, w * (1.0 if strong else 0.5))
+        if state.instr == BASS and strong:
+            bias += np.where(_PC == state.chord[0], 0.5 * w, 0.0)
+    bias[0] = 0.0
+    return bias
+
+
+def _narrow(mask: np.ndarray, extra: np.ndarray | None) -> np.ndarray:
+    """mask & extra, unless that leaves nothing (then the rule yields to the grammar)."""
+    if extra is None:
+        return mask
+    both = mask & extra
+    return both if both.any() else mask
+
+
+def allowed(state: State, plan: Plan) -> dict[int, np.ndarray]:
+    """Boolean masks per sampled field for the next token: the grammar narrowed by each rule."""
+    m = grammar(state, plan)
+    if state.replaying:
+        return m
+    if state.notes_left > 0:
+        p = m[vocab.PITCH]
+        if plan.rules.registers:
+            p = _narrow(p, register(state, plan))
+        for rule in (accent, forced_chord, no_clusters):
+            p = _narrow(p, rule(state, plan))
+        m[vocab.PITCH] = p
+    elif plan.rules.registers and not plan.free_plan:
+        # The strength of a Beat depends on the instrument sampled with it: cap by the widest
+        # of the allowed instruments here, and clamp per instrument in `advance`.
+        caps = [polyphony(k, plan) for k in plan.instruments]
+        m[vocab.STRENGTH] = _narrow(m[vocab.STRENGTH], np.logical_or.reduce(caps))
+    return m
+
+
+# ------------------------------------------------------------------------------- advancing
+def start(state: State, plan: Plan) -> np.ndarray:
+    """The first token: the Bar of bar 0."""
+    density = int(plan.density[0]) if plan.density[0] > 0 else FREE_FIRST_DENSITY
+    return _accept_bar(state, plan, density)
+
+
+def advance(state: State, plan: Plan, sampled: dict[int, int]) -> np.ndarray | None:
+    """Turn one sampled token into the row fed back to the model (forcing controls and
+    re-played rows), or None at the end of the song."""
+    if state.script:
+        return _replay_next(state, plan)
+    typ = sampled[vocab.TYPE]
+    if typ == vocab.TYPE_EOS:
+        state.done = True
+        return None
+    if typ == vocab.TYPE_NOTE:
+        return _accept_note(state, plan, sampled[vocab.PITCH], sampled[vocab.DURATION])
+    barbeat = sampled[vocab.BARBEAT]
+    beat = pending_beat(state, plan)
+    if beat is not None and time_of(state, barbeat) >= beat \
+            and beat < (state.bar + 1) * SIXTEENTHS_PER_BAR:
+        return _force_beat(state, plan, beat)
+    if barbeat == vocab.BAR:
+        return _accept_bar(state, plan, sampled[vocab.DENSITY])
+    slot = barbeat - 1
+    instr = sampled[vocab.INSTR]
+    if slot == state.slot and instr in state.slot_instruments:
+        instr = min(set(plan.instruments) - state.slot_instruments)
+    strength = sampled[vocab.STRENGTH]
+    if plan.rules.registers and not plan.free_plan:
+        strength = min(strength, int(np.flatnonzero(polyphony(instr, plan))[-1]))
+    return _accept_beat(state, plan, slot, instr, strength, forced=False)
+
+
+def _update_harmony(state: State, plan: Plan, pitch: int, duration: int) -> None:
+    """Key (inferred once from the first notes when none was requested) and the bar's chord
+    (from its first pitched note)."""
+    pc = pitch % 12
+    state.pc_weight[pc] += duration
+    state.n_pitched += 1
+    if state.key is None and state.n_pitched >= KEY_AFTER_NOTES:
+        state.key = harmony.detect_key(state.pc_weight)[0]
+    if state.chord is None and state.key is not None:
+        state.chord = harmony.chord_for(state.key, [pc])
+
+
+def _accept_note(state: State, plan: Plan, value: int, duration: int) -> np.ndarray:
+    state.notes_left = max(state.notes_left - 1, 0)
+    state.group_pitches.append(value)
+    state.bars[state.bar][-1].notes.append((value, duration))
+    if state.instr != DRUMS:
+        _update_harmony(state, plan, value - 1, duration - 1)
+    i = state.bar * SIXTEENTHS_PER_BAR + state.slot
+    return make_row(plan, 0, vocab.TYPE_NOTE, 0, value, duration, state.instr, 0, i)
+
+
+def _cadence_chord(state: State, plan: Plan) -> tuple[int, int, int] | None:
+    """The last bar rests on the tonic triad, the one before on the dominant."""
+    if state.key is None or plan.rules.harmony <= 0:
+        return None
+    if state.bar == plan.last_bar:
+        return harmony.diatonic_triad(state.key, 0)
+    if state.bar == plan.last_bar - 1:
+        return harmony.diatonic_triad(state.key, 4)
+    return None
+
+
+def _accept_bar(state: State, plan: Plan, density: int) -> np.ndarray:
+    state.bar += 1
+    state.slot, state.instr = -1, 0
+    state.slot_instruments = set()
+    state.covered = np.zeros(4, dtype=bool)
+    state.bars[state.bar] = []
+    state.replaying = False
+    state.chord = _cadence_chord(state, plan)
+    i = state.bar * SIXTEENTHS_PER_BAR
+    if state.key is None and plan.key is not None:
+        state.key = plan.key
+    source = int(plan.source[state.bar]) if state.bar < len(plan.source) else -1
+    if source >= 0 and state.bars.get(source):
+        rows = _replay_rows(state, plan, source)
+        if rows:
+            density = len({int(r[vocab.I_BEAT]) for r in rows}) + 1
+            state.script, state.replaying = rows, True
+            return make_row(plan, vocab.BAR, vocab.TYPE_METRIC, density, 0, 0, 0, 0, i)
+    if plan.density[state.bar] > 0:
+        density = int(plan.density[state.bar])
+    density = int(np.clip(density, 1, vocab.N_CLASSES[vocab.DENSITY] - 1))
+    room = plan.last_slot(state.bar) + 1
+    state.slots_left = room if plan.free_plan else min(density - 1, room)
+    if state.bar == plan.last_bar:
+        state.slots_left = max(state.slots_left, 1)  # the music sounds until the very end
+    return make_row(plan, vocab.BAR, vocab.TYPE_METRIC, density, 0, 0, 0, 0, i)
+
+
+def _accept_beat(state: State, plan: Plan, slot: int, instr: int, strength: int,
+                 forced: bool) -> np.ndarray:
+    if slot != state.slot:
+        state.slots_left -= 1
+        state.slot_instruments = set()
+    state.slot, state.instr, state.forced = slot, instr, forced
+    state.slot_instruments.add(instr)
+    state.covered[slot // 4] = True
+    state.notes_left = 1 if plan.free_plan else strength
+    state.group_pitches = []
+    state.bars[state.bar].append(Group(slot, instr, []))
+    i = state.bar * SIXTEENTHS_PER_BAR + slot
+    density = max(state.slots_left, 0) + 1  # slots still to come in the bar, + 1
+    return make_row(plan, slot + 1, vocab.TYPE_METRIC, density, 0, 0, instr, strength, i)
+
+
+def _force_beat(state: State, plan: Plan, sixteenth: int) -> np.ndarray:
+    """Place the pending visual beat for the next rhythm instrument."""
+    if not state.forced_left:
+        state.forced_left = list(plan.rhythm)
+    instr = state.forced_left.pop(0)
+    strength = forced_strength(instr, int(plan.beats[state.next_beat, 1]), plan)
+    if not state.forced_left:
+        state.next_beat += 1
+    assert sixteenth // SIXTEENTHS_PER_BAR == state.bar, "a visual beat is placed in its bar"
+    slot = sixteenth % SIXTEENTHS_PER_BAR
+    if slot != state.slot:  # the video's beat adds its own slot, and leaves one a quarter after
+        later = (4 * np.arange(4) > slot) & (4 * np.arange(4) <= plan.last_slot(state.bar))
+        after = int((~state.covered & later).sum()) if plan.rules.beat_coverage else 0
+        state.slots_left = max(state.slots_left, 1 + after)
+    state.n_forced_beats += 1
+    return _accept_beat(state, plan, slot, instr, strength, forced=True)
+
+
+def _replay_rows(state: State, plan: Plan, source: int) -> list[np.ndarray]:
+    """The rows of the current bar re-playing bar `source`, fitted to this bar's density and
+    its visual beats (which all land on onsets: a new slot gets the nearest group's notes, and
+    a drum accent when drums carry the beats). Empty when the source bar played nothing."""
+    bar_start = state.bar * SIXTEENTHS_PER_BAR
+    beats_here: list[tuple[int, int]] = []
+    while state.next_beat < len(plan.beats) \
+            and plan.beats[state.next_beat, 0] < bar_start + SIXTEENTHS_PER_BAR:
+        s, strength = (int(x) for x in plan.beats[state.next_beat])
+        if s >= bar_start:
+            beats_here.append((s - bar_start, strength))
+        state.next_beat += 1
+    groups = state.bars[source]
+    used = sorted({g.slot for g in groups})
+    required = sorted({s for s, _ in beats_here})
+    want = int(plan.density[state.bar]) - 1 if plan.density[state.bar] > 0 else len(used)
+    slots = fit_slots(used, want, required, plan.last_slot(state.bar))
+    out = replay_groups(groups, slots, plan.last_slot(state.bar))
+    if DRUMS in plan.rhythm and plan.rules.drum_accents:
+        with_drums = {g.slot for g in out if g.instrument == DRUMS}
+        for s, strength in beats_here:
+            if s not in with_drums:
+                keys = [KICKS[1]] + ([CRASHES[0]] if strength >= ACCENT_CLASS else [])
+                out.append(Group(s, DRUMS, [(k + 1, 2) for k in keys]))
+    state.n_forced_beats += len(beats_here)
+    out.sort(key=lambda g: (g.slot, g.instrument))
+    slot_list = sorted({g.slot for g in out})
+    rows = []
+    for g in out:
+        i = bar_start + g.slot
+        later = len(slot_list) - slot_list.index(g.slot) - 1
+        rows.append(make_row(plan, g.slot + 1, vocab.TYPE_METRIC, later + 1, 0, 0,
+                             g.instrument, len(g.notes), i))
+        rows += [make_row(plan, 0, vocab.TYPE_NOTE, 0, p, d, g.instrument, 0, i)
+                 for p, d in g.notes]
+    return rows
+
+
+def _replay_next(state: State, plan: Plan) -> np.ndarray:
+    """The next row of a re-played bar, with the state following it."""
+    row = state.script.pop(0)
+    slot = int(row[vocab.I_BEAT]) - state.bar * SIXTEENTHS_PER_BAR
+    if row[vocab.TYPE] == vocab.TYPE_METRIC:
+        state.slot, state.instr = slot, int(row[vocab.INSTR])
+        state.covered[slot // 4] = True
+        state.bars[state.bar].append(Group(slot, state.instr, []))
+    else:
+        state.bars[state.bar][-1].notes.append((int(row[vocab.PITCH]), int(row[vocab.DURATION])))
+        if state.instr != DRUMS:
+            state.pc_weight[(int(row[vocab.PITCH]) - 1) % 12] += int(row[vocab.DURATION]) - 1
+    return row

@@ -1,0 +1,136 @@
+"""Musical form from the video: sections at its cuts, phrases that repeat, bars that are re-played.
+
+Pure planning over bar indices, made before sampling:
+- `plan_sections`: the video's cuts split the music into sections whose boundaries are the bar
+  lines nearest to the cuts (sections shorter than `min_bars` are merged into their neighbour).
+- `plan_repeats`: inside a section, 4-bar phrases: bars 0, 1 and 3 of the first phrase are new,
+  bar 2 re-plays bar 0; later phrases re-play the phrase before them, each 8-bar period's last bar
+  new again (the variation at the phrase end). A section whose motion level is close to an
+  earlier section's recalls that section's bars. The last bar of a section (its transition) and
+  the last two bars of the song (the cadence) are always new.
+- `replay_groups`: a re-played bar's note groups, fitted to the bar's own density and visual beats:
+  weaker slots dropped or copies of neighbouring groups added until the count matches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from vbgm.song import SIXTEENTHS_PER_BAR
+
+PHRASE_BARS = 4
+PERIOD_BARS = 8
+# Metrical weight of each sixteenth of a 4/4 bar: downbeat, half bar, beats, eighths, sixteenths.
+SLOT_WEIGHT = np.array([5, 1, 2, 1, 3, 1, 2, 1, 4, 1, 2, 1, 3, 1, 2, 1])
+
+
+def plan_sections(n_bars: int, cut_sixteenths: np.ndarray, min_bars: int = 2) -> list[int]:
+    """First bar of every section: 0, then the bar line nearest to each cut, ascending.
+
+    A boundary closer than `min_bars` to the previous one, or leaving fewer than `min_bars` bars
+    after it, is dropped (a flurry of cuts makes one section, not many one-bar ones).
+    """
+    starts = [0]
+    lines = np.rint(np.asarray(cut_sixteenths, dtype=np.float64) / SIXTEENTHS_PER_BAR)
+    for b in sorted({int(x) for x in lines}):
+        if b - starts[-1] >= min_bars and n_bars - b >= min_bars:
+            starts.append(b)
+    return starts
+
+
+def section_of(starts: list[int], n_bars: int) -> np.ndarray:
+    """Section index of every bar (n_bars,)."""
+    sec = np.zeros(n_bars, dtype=np.int64)
+    for i, s in enumerate(starts):
+        sec[s:] = i
+    return sec
+
+
+def plan_repeats(n_bars: int, starts: list[int], bar_level: np.ndarray | None = None,
+                 recall_tolerance: float = 1.0, cadence_bars: int = 2) -> np.ndarray:
+    """Per bar, the earlier bar it re-plays, or -1 for a bar generated new (see module doc).
+
+    bar_level: a per-bar motion level (e.g. the density control); a section whose mean level is
+    within `recall_tolerance` of an earlier section's recalls that section's material.
+    """
+    source = np.full(n_bars, -1, dtype=np.int64)
+    bounds = list(starts) + [n_bars]
+    levels = (np.asarray(bar_level, dtype=np.float64) if bar_level is not None
+              else np.zeros(n_bars))
+    section_levels: list[float] = []
+    for s, e in zip(bounds[:-1], bounds[1:]):
+        level = float(levels[s:e].mean()) if e > s and len(levels) >= e else 0.0
+        # The first earlier section of similar motion and at least a phrase long, if any.
+        recall = next(((bounds[j], bounds[j + 1] - bounds[j]) for j, lv in enumerate(section_levels)
+                       if abs(lv - level) <= recall_tolerance
+                       and bounds[j + 1] - bounds[j] >= PHRASE_BARS), None)
+        section_levels.append(level)
+        for r in range(e - s):
+            b = s + r
+            if r % PERIOD_BARS == PERIOD_BARS - 1 or b == e - 1 or b >= n_bars - cadence_bars:
+                continue  # a phrase end, a transition or the cadence: new material
+            if recall is not None and r < recall[1] - 1:
+                source[b] = recall[0] + r
+            elif r >= PHRASE_BARS:
+                source[b] = b - PHRASE_BARS
+            elif r == 2:
+                source[b] = b - 2
+    # Re-play what the source bar played (a chain of copies resolves to its first bar).
+    for b in range(n_bars):
+        if source[b] >= 0 and source[source[b]] >= 0:
+            source[b] = source[source[b]]
+    return source
+
+
+@dataclass
+class Group:
+    """One onset group of a bar: its slot, instrument, and notes as (pitch, duration) token
+    values (pitch + 1, duration class)."""
+
+    slot: int
+    instrument: int
+    notes: list[tuple[int, int]]
+
+
+def fit_slots(slots: list[int], want: int, required: list[int],
+              last_slot: int = SIXTEENTHS_PER_BAR - 1) -> list[int]:
+    """Choose about `want` onset slots up to `last_slot` for a re-played bar whose source used
+    `slots`: the `required` ones (visual beats), then one in every quarter note (the source's
+    strongest there, else the beat itself: no beat goes without an onset), then the source's
+    other slots by metrical weight, then the strongest free slots while still short."""
+    def strongest(cands: list[int]) -> list[int]:
+        return sorted(cands, key=lambda s: (-SLOT_WEIGHT[s], s))
+
+    keep = {s for s in required if s <= last_slot}
+    for q in range(0, last_slot + 1, 4):
+        if not any(q <= k < q + 4 for k in keep):
+            here = [s for s in slots if q <= s < q + 4 and s <= last_slot]
+            keep.add(strongest(here)[0] if here else q)
+    for pool in (slots, range(last_slot + 1)):
+        for s in strongest([s for s in set(pool) if s <= last_slot and s not in keep]):
+            if len(keep) >= want:
+                break
+            keep.add(s)
+    return sorted(keep)
+
+
+def replay_groups(groups: list[Group], slots: list[int], last_slot: int) -> list[Group]:
+    """The groups of a re-played bar on the chosen `slots` (none after `last_slot`): a slot the
+    source bar used keeps its groups; a new slot gets a copy of the groups at the nearest slot the
+    source used (earlier first): the same chord or drum hit, moved."""
+    by_slot: dict[int, list[Group]] = {}
+    for g in groups:
+        by_slot.setdefault(g.slot, []).append(g)
+    used = sorted(by_slot)
+    out: list[Group] = []
+    for s in slots:
+        if s > last_slot:
+            continue
+        if s in by_slot:
+            out.extend(by_slot[s])
+        elif used:
+            near = min(used, key=lambda u: (abs(u - s), u > s))
+            out.extend(Group(s, g.instrument, g.notes) for g in by_slot[near])
+    return out
