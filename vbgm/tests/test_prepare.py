@@ -85,7 +85,7 @@ def test_prepare_skips_exactly_the_broken_files_and_is_repeatable(mixed, tmp_pat
         list(range(len(ds)))
 
     before = {f.name: f.read_bytes() for f in out.iterdir()}
-    assert set(before) == {"index.json", "tokens.npy", "report.json"}
+    assert set(before) == {"index.json", "tokens.npy", "report.json", "stats.json"}
     assert main(argv) == 0  # over the existing dataset: replaced whole, byte-identical
     assert {f.name: f.read_bytes() for f in out.iterdir()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus", "ds", "labels.csv"]

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 from vbgm.cli import main
+from vbgm.corpus_stats import FILE_NAME, read
 from vbgm.dataset import Dataset, prepare
 from vbgm.model import load_checkpoint
-from vbgm.train import TrainConfig, plan_epoch, train
+from vbgm.train import TrainConfig, dataset_stats, plan_epoch, train
 
 TC = TrainConfig(model="tiny", steps=6, batch_size=3, seq_len=48, warmup=2, eval_every=3,
                  eval_batches=2, ckpt_every=2, log_every=1, cond_dropout=0.5, seed=3)
@@ -78,6 +79,23 @@ def test_resume_continues_exactly(dataset_dir, tmp_path):
     model, meta = load_checkpoint(tmp_path / "a" / "model.pt")
     assert meta["config"].n_layer == 2 and (tmp_path / "a" / "curves.png").stat().st_size > 0
     assert (tmp_path / "a" / "best.pt").is_file()
+    # Every checkpoint carries the dataset's corpus statistics, the resumed run's too.
+    expected = read(dataset_dir / FILE_NAME).to_dict()
+    for path in ("a/last.pt", "a/best.pt", "a/model.pt", "b/last.pt", "b/model.pt"):
+        assert load_checkpoint(tmp_path / path)[1]["extra"]["corpus_stats"] == expected, path
+
+
+def test_dataset_stats_measures_a_source_without_stats_json(dataset_dir):
+    ds = Dataset.load(dataset_dir)
+
+    class Bare:  # a SongSource with no folder behind it
+        tokens, init, split = ds.tokens, ds.init, ds.split
+
+    stored = dataset_stats(ds).to_dict()
+    measured = dataset_stats(Bare()).to_dict()
+    assert stored["source"] == str(dataset_dir.resolve()) and measured["source"] == ""
+    assert {k: v for k, v in measured.items() if k != "source"} == {
+        k: v for k, v in stored.items() if k != "source"}
 
 
 def test_cli_refuses_to_overwrite_or_resume_nothing(dataset_dir, tmp_path, capsys):

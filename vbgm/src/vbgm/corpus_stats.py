@@ -114,11 +114,17 @@ def measure_dataset(dataset) -> CorpusStats:
     return measure(songs, source=str(dataset.root))
 
 
+def to_json(stats: CorpusStats) -> str:
+    """The `stats.json` text: one field a line, so a diff of two corpora reads field by field."""
+    lines = [f" {json.dumps(k)}: {json.dumps(v)}" for k, v in stats.to_dict().items()]
+    return "{\n" + ",\n".join(lines) + "\n}\n"
+
+
 def write(stats: CorpusStats, path: str | os.PathLike[str]) -> None:
+    """Write `stats` to `path` atomically (see `to_json`)."""
     from vbgm.atomic import write_text_atomic
 
-    lines = [f" {json.dumps(k)}: {json.dumps(v)}" for k, v in stats.to_dict().items()]
-    write_text_atomic(path, "{\n" + ",\n".join(lines) + "\n}\n")
+    write_text_atomic(path, to_json(stats))
 
 
 def shipped() -> CorpusStats:

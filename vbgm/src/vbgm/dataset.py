@@ -4,7 +4,9 @@ Layout of DATASET_DIR:
 - `index.json`: {"format": "vbgm-dataset", "version": 1, "config": {...}, "songs": [{"id",
   "source", "genre", "instruments", "bars", "n_sixteenths", "tokens", "offset", "split"}]}
 - `tokens.npy`: int32 (sum of tokens, 9), every song's rows (EOS included) in index order;
-- `report.json`: files seen, kept, skipped (each with its reason), songs cut at a metre change.
+- `report.json`: files seen, kept, skipped (each with its reason), songs cut at a metre change;
+- `stats.json`: `vbgm.corpus_stats` of the train split (registers, chord sizes, drum kit), which
+  `vbgm train` stores in its checkpoints for the sampler.
 
 `source` is the file's path relative to the parent of the MIDI_DIR it was found in
 ("midi/pop909/001.mid"). The split is by song, from a hash of the path relative to its MIDI_DIR:
@@ -31,10 +33,11 @@ from pathlib import Path
 
 import numpy as np
 
+from vbgm import corpus_stats
 from vbgm.errors import VbgmError
 from vbgm.midi import UNREADABLE, QuantizeConfig, SkipSong, load_song
 from vbgm.song import GENRE_IDS, GENRES
-from vbgm.tokens import encode, init_tokens
+from vbgm.tokens import decode, encode, init_tokens
 from vbgm.vocab import N_FIELDS
 
 FORMAT, VERSION = "vbgm-dataset", 1
@@ -292,7 +295,12 @@ def prepare(midi_dirs: list[str | os.PathLike[str]], out_dir: str | os.PathLike[
                    "splits": dict(Counter(s.split for s in songs)),
                    "skipped": [{"source": s, "reason": r, "message": m} for s, r, m in skipped],
                    "cut_at_metre_change": [{"source": s, "note": n} for s, n in cut]}
-    _write_dir(out, {"index.json": _dumps(index), "report.json": _dumps(report_json)}, all_tokens)
+    # Measured on the decoded rows (what the model learns from), train split only.
+    train_songs = [decode(t) for s, t in zip(songs, arrays, strict=True) if s.split == "train"]
+    stats = corpus_stats.measure(train_songs, source=str(out.resolve()))
+    _write_dir(out, {"index.json": _dumps(index), "report.json": _dumps(report_json),
+                     corpus_stats.FILE_NAME: corpus_stats.to_json(stats).encode("utf-8")},
+               all_tokens)
     report.seconds = time.perf_counter() - start
     return report
 

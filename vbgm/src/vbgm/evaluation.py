@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vbgm.corpus_stats import CorpusStats
 from vbgm.errors import VbgmError
 from vbgm.metrics import MUSICALITY, music_metrics, musicality, video_fit
 from vbgm.song import DURATION, ONSET, SIXTEENTHS_PER_BAR, Song
@@ -450,12 +451,13 @@ def held_out_songs(dataset, n: int, n_sixteenths: int, seed: int = 0) -> list[tu
 
 
 def generate_free(model, n: int, n_sixteenths: int, seed: int = 0, batch: int = 8,
-                  progress=None) -> list[Song]:
+                  progress=None, stats: CorpusStats | None = None) -> list[Song]:
     """n songs of n_sixteenths generated without controls (C = 0), `batch` at a time.
 
     Batch k uses seed `seed * 1_000_003 + k`, so runs are reproducible and two seeds do not
     share batches. Every candidate of a batch is kept (no best-of selection). `progress`: a
-    tqdm-like object whose update(k) is called per batch.
+    tqdm-like object whose update(k) is called per batch. `stats`: the model's corpus
+    statistics (`vbgm.pipeline.load_stats`; None = the shipped ones).
     """
     from vbgm.sampling import Controls, Request, SamplingConfig, generate
 
@@ -465,7 +467,7 @@ def generate_free(model, n: int, n_sixteenths: int, seed: int = 0, batch: int = 
     for k, start in enumerate(range(0, n, batch)):
         size = min(batch, n - start)
         gens = generate(model, controls, Request(), config, candidates=size,
-                        seed=seed * 1_000_003 + k)
+                        seed=seed * 1_000_003 + k, stats=stats)
         songs += [g.song for g in gens]
         if progress is not None:
             progress.update(size)
@@ -486,10 +488,12 @@ def measure_songs(songs: Iterable[Song], tempo: float,
 
 
 def table1_values(data: Sequence[Song], models: dict[str, object], n: int, n_sixteenths: int,
-                  tempo: float, seed: int = 0, batch: int = 8, progress: bool = False
+                  tempo: float, seed: int = 0, batch: int = 8, progress: bool = False,
+                  stats: dict[str, CorpusStats] | None = None
                   ) -> tuple[dict[str, list[Song]], dict[str, dict[str, list[float]]]]:
     """Table 1's songs and per-song values: row "Data" = the held-out `data`, then one row per
-    model ("Baseline", "CMT": name → loaded model) of n songs generated freely.
+    model ("Baseline", "CMT": name → loaded model) of n songs generated freely, each with its
+    own corpus statistics (`stats`: name → statistics; a missing name uses the shipped ones).
 
     Returns (row → songs, row → SONG_KEYS → values). A progress bar on stderr when `progress`.
     """
@@ -503,7 +507,8 @@ def table1_values(data: Sequence[Song], models: dict[str, object], n: int, n_six
         values["Data"] = measure_songs(songs["Data"], tempo, lambda: bar.update(1))
         for row, model in models.items():
             bar.set_postfix_str(row)
-            songs[row] = generate_free(model, n, n_sixteenths, seed, batch, bar)
+            songs[row] = generate_free(model, n, n_sixteenths, seed, batch, bar,
+                                       (stats or {}).get(row))
             values[row] = measure_songs(songs[row], tempo)
     return songs, values
 
@@ -548,10 +553,11 @@ class VideoResult:
 
 
 def video_values(videos: Sequence[Path], model, controls_c: Sequence[float], samples: int = 1,
-                 seed: int = 0, tempo: float | None = None, progress: bool = False
-                 ) -> VideoResult:
+                 seed: int = 0, tempo: float | None = None, progress: bool = False,
+                 stats: CorpusStats | None = None) -> VideoResult:
     """Analyse every video once, generate `samples` songs for it at each C (same seed at every C)
     and measure each (`measure_fit`). A video that cannot be analysed is skipped with its reason.
+    `stats`: the model's corpus statistics (`vbgm.pipeline.load_stats`; None = the shipped ones).
     """
     from tqdm import tqdm
 
@@ -572,7 +578,7 @@ def video_values(videos: Sequence[Path], model, controls_c: Sequence[float], sam
         controls = Controls.from_analysis(analysis)
         for c in controls_c:
             gens = generate(model, controls, request, SamplingConfig(control=c),
-                            candidates=samples, seed=seed)
+                            candidates=samples, seed=seed, stats=stats)
             for g in gens:
                 for k, v in measure_fit(g.song, analysis, request).items():
                     result.values[c][k].append(v)

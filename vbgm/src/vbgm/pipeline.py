@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vbgm import corpus_stats
+from vbgm.corpus_stats import CorpusStats
 from vbgm.errors import VbgmError
 from vbgm.model import CMT, load_checkpoint
 from vbgm.sampling import Controls, Generated, Request, SamplingConfig, generate
@@ -35,6 +37,28 @@ def load_model(checkpoint: str | os.PathLike[str] | None = None) -> CMT:
     path = Path(checkpoint) if checkpoint else default_checkpoint()
     model, _ = load_checkpoint(path)
     return model
+
+
+def stats_of(meta: dict) -> CorpusStats:
+    """The corpus statistics a checkpoint's meta (from `load_checkpoint`) carries, else the
+    shipped ones (the default model, and checkpoints trained before statistics were stored)."""
+    stored = meta.get("extra", {}).get("corpus_stats")
+    return CorpusStats.from_dict(stored) if stored else corpus_stats.shipped()
+
+
+def load_stats(checkpoint: str | os.PathLike[str] | None = None) -> CorpusStats:
+    """The corpus statistics of the model at `checkpoint` (None: the shipped model's)."""
+    if not checkpoint:
+        return corpus_stats.shipped()  # the shipped model's corpus, beside default.pt
+    return stats_of(load_checkpoint(Path(checkpoint))[1])
+
+
+def load_model_and_stats(checkpoint: str | os.PathLike[str] | None = None
+                         ) -> tuple[CMT, CorpusStats]:
+    """`load_model` and `load_stats` of one checkpoint, reading the file once."""
+    path = Path(checkpoint) if checkpoint else default_checkpoint()
+    model, meta = load_checkpoint(path)
+    return model, stats_of(meta)
 
 
 @dataclass(frozen=True)
@@ -78,11 +102,15 @@ class Music:
 
 def compose(model: CMT, controls: Controls, tempo_bpm: float, request: Request = Request(),
             config: SamplingConfig = SamplingConfig(), candidates: int = 1, seed: int = 0,
-            fade: FadeConfig = FadeConfig(), progress: bool = False) -> Music:
-    """Generate music for controls at a tempo; keeps the candidate that fits them best."""
+            fade: FadeConfig = FadeConfig(), progress: bool = False,
+            stats: CorpusStats | None = None) -> Music:
+    """Generate music for controls at a tempo; keeps the candidate that fits them best.
+
+    stats: the model's corpus statistics (`load_stats`; None = the shipped ones).
+    """
     t0 = time.perf_counter()
     gens = generate(model, controls, request, config, candidates=candidates, seed=seed,
-                    progress=progress)
+                    progress=progress, stats=stats)
     song = fade_velocities(gens[0].song, fade)
     return Music(song=song, tempo_bpm=tempo_bpm, candidates=gens,
                  timings={"generate": time.perf_counter() - t0})
@@ -131,8 +159,11 @@ def check_outputs(inputs: list[Path], outputs: list[Outputs], force: bool) -> No
 def score_video(video: Path, out: Outputs, model: CMT, request: Request = Request(),
                 config: SamplingConfig = SamplingConfig(), tempo: float | None = None,
                 candidates: int = 1, seed: int = 0, keep_audio: bool = False,
-                backend: str = "auto", progress: bool = False, log=print) -> Music:
+                backend: str = "auto", progress: bool = False, log=print,
+                stats: CorpusStats | None = None) -> Music:
     """Analyse `video`, compose music for it, write MIDI / WAV / plot and the muxed video.
+
+    stats: the model's corpus statistics (`load_stats`; None = the shipped ones).
 
     Every file is written atomically, so a failure leaves no half-written output.
     """
@@ -150,7 +181,7 @@ def score_video(video: Path, out: Outputs, model: CMT, request: Request = Reques
         f"({len(analysis.cuts)} cuts) [{timings['analyze']:.1f} s]")
     controls = Controls.from_analysis(analysis)
     music = compose(model, controls, analysis.tempo_bpm, request, config, candidates, seed,
-                    progress=progress)
+                    progress=progress, stats=stats)
     timings.update(music.timings)
     best = music.candidates[0]
     log(f"  generated: {len(best.tokens)} tokens, {len(music.song.notes)} notes, "

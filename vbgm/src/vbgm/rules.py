@@ -26,7 +26,15 @@ import numpy as np
 from vbgm import harmony, vocab
 from vbgm.corpus_stats import CorpusStats
 from vbgm.song import SIXTEENTHS_PER_BAR
-from vbgm.structure import Group, fit_slots, plan_repeats, plan_sections, replay_groups
+from vbgm.structure import (
+    Group,
+    fit_slots,
+    is_fill,
+    plan_groove,
+    plan_repeats,
+    plan_sections,
+    replay_groups,
+)
 from vbgm.tokens import MAX_P_BEAT
 
 SAMPLED = (vocab.TYPE, vocab.BARBEAT, vocab.DENSITY, vocab.PITCH, vocab.DURATION, vocab.INSTR,
@@ -51,17 +59,23 @@ class Rules:
     registers: pitch ranges per instrument and the drum kit, from the corpus statistics.
     drum_accents: a visual beat on drums is kick (+ crash when strong), not `strength` pieces.
     beat_coverage: every quarter note of a bar gets an onset (when the bar plans enough slots).
-    harmony: strength of the pull towards the scale and the bar's chord (0 = off); it also makes
-        forced notes chord tones and forbids clusters inside a chord.
+    harmony: strength (logits) of the pull towards the key's scale (0 = off); with harmony or
+        chord on, forced notes are chord tones and no chord holds a cluster.
+    chord: strength of the pull towards the bar's chord on its quarter notes (half as strong on
+        the other sixteenths, where passing tones belong).
     repeats: bars re-play earlier bars as `structure.plan_repeats` plans (phrases, sections).
+    groove: the drums keep the section's first bar's pattern through each phrase
+        (`structure.plan_groove`), visual beats merged in as accents.
     density_floor: lowest density class the model may choose for a bar (5 = one onset a beat).
     """
 
     registers: bool = True
     drum_accents: bool = True
     beat_coverage: bool = True
-    harmony: float = 3.0
+    harmony: float = 1.0
+    chord: float = 2.0
     repeats: bool = True
+    groove: bool = True
     density_floor: int = 5
 
 
@@ -71,7 +85,9 @@ class Plan:
 
     density: per bar, the forced density class, 0 where the model chooses.
     beats: (M, 2) visual beats (sixteenth, strength class) to place, ascending.
-    sections: first bar of each section; source: per bar, the bar it re-plays or -1.
+    sections: first bar of each section; source: per bar, the bar it re-plays or -1;
+    groove: per bar, the bar whose drum pattern it keeps, or -1; fill: per bar, whether it
+    keeps it for its first half only.
     rhythm: instruments that carry visual beats. key: 0..23 when requested, else None.
     free_plan: the ablated model (no density/strength attributes): groups and bars end freely.
     """
@@ -86,6 +102,8 @@ class Plan:
     key: int | None
     stats: CorpusStats
     rules: Rules
+    groove: np.ndarray
+    fill: np.ndarray
     free_plan: bool = False
 
     @property
@@ -117,13 +135,16 @@ def make_plan(n: int, bar_density: np.ndarray, beats: np.ndarray, cuts: np.ndarr
     beats = beats[beats[:, 1] > 0]
     beats = beats[rng.random(len(beats)) < control]
     sections = plan_sections(n_bars, cuts)
-    if rules.repeats and not free_plan:
-        source = plan_repeats(n_bars, sections, requested)
-    else:
-        source = np.full(n_bars, -1, dtype=np.int64)
+    none = np.full(n_bars, -1, dtype=np.int64)
+    source = plan_repeats(n_bars, sections, requested) if rules.repeats and not free_plan \
+        else none
+    drums_and_more = DRUMS in instruments and len(instruments) > 1 and DRUMS in rhythm
+    groove = plan_groove(n_bars, sections) if rules.groove and not free_plan and drums_and_more \
+        else none
     return Plan(n=n, density=density, beats=beats, sections=sections, source=source,
                 instruments=tuple(instruments), rhythm=tuple(rhythm), key=key, stats=stats,
-                rules=rules, free_plan=free_plan)
+                rules=rules, groove=groove, fill=is_fill(n_bars, sections),
+                free_plan=free_plan)
 
 
 @dataclass
@@ -138,11 +159,13 @@ class State:
     group_pitches: list[int] = field(default_factory=list)
     slot_instruments: set[int] = field(default_factory=set)
     slots_left: int = 0  # onset slots the bar still plans
-    covered: np.ndarray = field(default_factory=lambda: np.zeros(4, dtype=bool))
+    covered: np.ndarray = field(default_factory=lambda: np.zeros(4, dtype=bool))  # beats on
     next_beat: int = 0  # first visual beat not yet placed
     forced_left: list[int] = field(default_factory=list)  # instruments still owed to it
-    script: list[np.ndarray] = field(default_factory=list)  # rows of a re-played bar, to come
+    script: list[np.ndarray] = field(default_factory=list)  # forced rows still to come
     replaying: bool = False
+    groove: list[Group] = field(default_factory=list)  # the bar's drum groups still to place
+    bar_has_groove: bool = False  # the drums of this bar follow the groove
     key: int | None = None
     chord: tuple[int, int, int] | None = None
     pc_weight: np.ndarray = field(default_factory=lambda: np.zeros(12))
@@ -214,30 +237,41 @@ def grammar(state: State, plan: Plan) -> dict[int, np.ndarray]:
     m[vocab.STRENGTH][0] = False
     ins = np.zeros(vocab.N_CLASSES[vocab.INSTR], dtype=bool)
     ins[list(plan.instruments)] = True
+    if state.bar_has_groove:
+        ins[DRUMS] = False  # the drums play the groove this bar
     m[vocab.INSTR] = ins
     bb[0] = False
-    bar_start = state.bar * SIXTEENTHS_PER_BAR
     last_slot = plan.last_slot(state.bar)
     beat = pending_beat(state, plan)
-    beat_slot = beat - bar_start if beat is not None and beat < bar_start + 16 else None
+    beat_slots = pending_beat_slots(state, plan)
+    # The model's own new slots: the bar's plan less the slots its visual beats will take,
+    # each leaving room for the ones still to come.
+    free = state.slots_left - len(beat_slots)
     if plan.free_plan:
         limit = last_slot
-    elif state.slots_left > 0:  # a new slot leaves room for the slots the bar still plans
-        limit = max(last_slot - state.slots_left + 1, state.slot + 1)
+    elif free > 0:
+        limit = max(last_slot - free + 1, state.slot + 1)
     else:
         limit = state.slot
     new = np.zeros(SIXTEENTHS_PER_BAR, dtype=bool)
     new[state.slot + 1: limit + 1] = True
-    if beat_slot is not None:  # a waiting visual beat is never skipped: slots up to it
-        new[beat_slot:] = False
-        new[beat_slot] = beat_slot <= limit or not new.any()
     if plan.rules.beat_coverage and not plan.free_plan:
-        new = _narrow(new, beat_coverage(state, plan))
+        new &= beat_coverage(state, plan, beat_slots, free)
+    if beat_slots:  # a waiting visual beat is never skipped: slots up to it, then it
+        b = beat_slots[0]
+        reach = bool(new[b])
+        new[b:] = False
+        new[b] = reach or not new.any()
+    if state.bar_has_groove:  # the groove's hits are the bar's onset slots, one after another
+        new[:] = False
+        if state.groove:
+            new[state.groove[0].slot] = state.groove[0].slot > state.slot
     bb[1:SIXTEENTHS_PER_BAR + 1] = new
-    if state.slot >= 0 and set(plan.instruments) - state.slot_instruments:
+    others = set(np.flatnonzero(ins)) - state.slot_instruments
+    if state.slot >= 0 and others:
         bb[state.slot + 1] = True  # another instrument on the same slot
-    room = (not plan.free_plan and state.slots_left > 0
-            and state.slot < last_slot - state.slots_left + 1)
+    room = (not plan.free_plan and free > 0 and state.slot < last_slot - free + 1) \
+        or bool(beat_slots) or bool(state.groove)
     bb[vocab.BAR] = state.bar < plan.last_bar and not room
     if state.notes_left == 0:
         typ[vocab.TYPE_EOS] = (state.bar >= plan.last_bar and state.slot >= 0 and not room
@@ -246,21 +280,35 @@ def grammar(state: State, plan: Plan) -> dict[int, np.ndarray]:
     return m
 
 
-def beat_coverage(state: State, plan: Plan) -> np.ndarray:
-    """Slots (16,) the next new onset slot may take so that every quarter note of the bar gets
-    an onset: it may not skip the first quarter still without one, and once the planned slots
-    are just enough for the quarters left, it must open one of them."""
-    last_slot = plan.last_slot(state.bar)
-    quarters = np.arange(4)
-    open_q = (~state.covered) & (4 * quarters <= last_slot) & (4 * quarters + 3 > state.slot)
+def pending_beat_slots(state: State, plan: Plan) -> list[int]:
+    """Slots of the current bar that visual beats still have to take, ascending."""
+    bar_start = state.bar * SIXTEENTHS_PER_BAR
+    here = bar_start + state.slot
+    out: list[int] = []
+    for s in plan.beats[state.next_beat:, 0]:
+        if s >= bar_start + SIXTEENTHS_PER_BAR:
+            break
+        if s > here or (s == here and state.forced_left):
+            out.append(int(s) - bar_start)
+    return sorted(set(out))
+
+
+def beat_coverage(state: State, plan: Plan, beat_slots: list[int], free: int) -> np.ndarray:
+    """Slots (16,) the model's next own onset slot may take so that every beat (quarter note)
+    of the bar has an onset on it, the steady pulse a listener (and a beat tracker) finds the
+    tempo by: it may not step over a beat still without one, and once its `free` slots are just
+    enough for the beats left, it must take one of them. A visual beat on a beat covers it."""
+    beats = np.arange(0, SIXTEENTHS_PER_BAR, 4)
+    covered = state.covered.copy()
+    covered[[s // 4 for s in beat_slots if s % 4 == 0]] = True
+    open_b = (~covered) & (beats <= plan.last_slot(state.bar)) & (beats > state.slot)
     ok = np.ones(SIXTEENTHS_PER_BAR, dtype=bool)
-    if not open_q.any():
+    if not open_b.any():
         return ok
-    first = int(np.argmax(open_q))
-    ok[4 * first + 4:] = False
-    if state.slots_left <= int(open_q.sum()):
-        in_open = np.repeat(open_q, 4)
-        ok &= in_open
+    ok[beats[open_b][0] + 1:] = False
+    if free <= int(open_b.sum()):
+        ok[:] = False
+        ok[beats[open_b]] = True
     return ok
 
 
@@ -309,7 +357,7 @@ _PC = _pitch_classes_of_values()
 
 def forced_chord(state: State, plan: Plan) -> np.ndarray | None:
     """Pitch values of chord tones (else scale tones) for notes forced by a visual beat."""
-    if not state.forced or state.instr == DRUMS or plan.rules.harmony <= 0 or state.key is None:
+    if not state.forced or state.instr == DRUMS or not _harmony_on(plan) or state.key is None:
         return None
     if state.chord is not None:
         return np.isin(_PC, state.chord)
@@ -318,7 +366,7 @@ def forced_chord(state: State, plan: Plan) -> np.ndarray | None:
 
 def no_clusters(state: State, plan: Plan) -> np.ndarray | None:
     """Pitch values that make no m2/M7 or tritone with the notes already in this chord."""
-    if state.instr == DRUMS or plan.rules.harmony <= 0 or not state.group_pitches:
+    if state.instr == DRUMS or not _harmony_on(plan) or not state.group_pitches:
         return None
     bad = np.zeros(12, dtype=bool)
     for v in state.group_pitches:
@@ -328,20 +376,24 @@ def no_clusters(state: State, plan: Plan) -> np.ndarray | None:
 
 
 def pitch_bias(state: State, plan: Plan) -> np.ndarray | None:
-    """Additive pitch logits (129,) pulling towards the key's scale and, on the bar's beats
-    (twice as hard on its quarter notes), its chord; a bass on a quarter note leans on the root.
-    None when harmony is off, the instrument is drums or no key is known yet."""
-    w = plan.rules.harmony
-    if w <= 0 or state.instr == DRUMS or state.key is None:
+    """Additive pitch logits (129,) pulling towards the key's scale and the bar's chord (twice
+    as hard on its quarter notes); a bass on a quarter note leans on the root. None when
+    harmony is off, the instrument is drums or no key is known yet."""
+    w, c = plan.rules.harmony, plan.rules.chord
+    if not _harmony_on(plan) or state.instr == DRUMS or state.key is None:
         return None
     bias = np.where(harmony.scale_mask(state.key)[_PC], 0.0, -w)
     if state.chord is not None:
         strong = state.slot % 4 == 0
-        bias -= np.where(np.isin(_PC, state.chord), 0.0, w * (1.0 if strong else 0.5))
+        bias -= np.where(np.isin(_PC, state.chord), 0.0, c * (1.0 if strong else 0.5))
         if state.instr == BASS and strong:
-            bias += np.where(_PC == state.chord[0], 0.5 * w, 0.0)
+            bias += np.where(_PC == state.chord[0], 0.5 * c, 0.0)
     bias[0] = 0.0
     return bias
+
+
+def _harmony_on(plan: Plan) -> bool:
+    return plan.rules.harmony > 0 or plan.rules.chord > 0
 
 
 def _narrow(mask: np.ndarray, extra: np.ndarray | None) -> np.ndarray:
@@ -391,6 +443,9 @@ def advance(state: State, plan: Plan, sampled: dict[int, int]) -> np.ndarray | N
     if typ == vocab.TYPE_NOTE:
         return _accept_note(state, plan, sampled[vocab.PITCH], sampled[vocab.DURATION])
     barbeat = sampled[vocab.BARBEAT]
+    if state.groove and time_of(state, barbeat) >= \
+            state.bar * SIXTEENTHS_PER_BAR + state.groove[0].slot:
+        return _force_group(state, plan, state.groove.pop(0))
     beat = pending_beat(state, plan)
     if beat is not None and time_of(state, barbeat) >= beat \
             and beat < (state.bar + 1) * SIXTEENTHS_PER_BAR:
@@ -399,8 +454,11 @@ def advance(state: State, plan: Plan, sampled: dict[int, int]) -> np.ndarray | N
         return _accept_bar(state, plan, sampled[vocab.DENSITY])
     slot = barbeat - 1
     instr = sampled[vocab.INSTR]
-    if slot == state.slot and instr in state.slot_instruments:
-        instr = min(set(plan.instruments) - state.slot_instruments)
+    if slot == state.slot and instr in state.slot_instruments or \
+            instr == DRUMS and state.bar_has_groove:
+        free = set(plan.instruments) - state.slot_instruments - (
+            {DRUMS} if state.bar_has_groove else set())
+        instr = min(free) if free else instr
     strength = sampled[vocab.STRENGTH]
     if plan.rules.registers and not plan.free_plan:
         strength = min(strength, int(np.flatnonzero(polyphony(instr, plan))[-1]))
@@ -431,7 +489,7 @@ def _accept_note(state: State, plan: Plan, value: int, duration: int) -> np.ndar
 
 def _cadence_chord(state: State, plan: Plan) -> tuple[int, int, int] | None:
     """The last bar rests on the tonic triad, the one before on the dominant."""
-    if state.key is None or plan.rules.harmony <= 0:
+    if state.key is None or not _harmony_on(plan):
         return None
     if state.bar == plan.last_bar:
         return harmony.diatonic_triad(state.key, 0)
@@ -447,6 +505,7 @@ def _accept_bar(state: State, plan: Plan, density: int) -> np.ndarray:
     state.covered = np.zeros(4, dtype=bool)
     state.bars[state.bar] = []
     state.replaying = False
+    state.groove, state.bar_has_groove = [], False
     state.chord = _cadence_chord(state, plan)
     i = state.bar * SIXTEENTHS_PER_BAR
     if state.key is None and plan.key is not None:
@@ -465,7 +524,70 @@ def _accept_bar(state: State, plan: Plan, density: int) -> np.ndarray:
     state.slots_left = room if plan.free_plan else min(density - 1, room)
     if state.bar == plan.last_bar:
         state.slots_left = max(state.slots_left, 1)  # the music sounds until the very end
+    groove = int(plan.groove[state.bar])
+    if any(g.instrument == DRUMS for g in state.bars.get(groove, [])):
+        hits = _groove_groups(state, plan, groove)
+        state.slots_left = len({g.slot for g in hits})
+        if plan.fill[state.bar]:  # the first half keeps the groove, the second is free
+            hits = [g for g in hits if g.slot < SIXTEENTHS_PER_BAR // 2]
+        state.groove, state.bar_has_groove = hits, bool(hits)
+        density = state.slots_left + 1
     return make_row(plan, vocab.BAR, vocab.TYPE_METRIC, density, 0, 0, 0, 0, i)
+
+
+def _take_beats(state: State, plan: Plan) -> list[tuple[int, int]]:
+    """The visual beats of the current bar as (slot, strength), taken off the queue."""
+    bar_start = state.bar * SIXTEENTHS_PER_BAR
+    out: list[tuple[int, int]] = []
+    while state.next_beat < len(plan.beats) \
+            and plan.beats[state.next_beat, 0] < bar_start + SIXTEENTHS_PER_BAR:
+        s, strength = (int(x) for x in plan.beats[state.next_beat])
+        if s >= bar_start:
+            out.append((s - bar_start, strength))
+        state.next_beat += 1
+    return out
+
+
+def _accents(groups: list[Group], beats: list[tuple[int, int]]) -> list[Group]:
+    """Drum groups with every visual beat made an accent: the kick, + a crash when strong,
+    added to the drum hit already on its slot or as a hit of their own."""
+    out = [Group(g.slot, g.instrument, list(g.notes)) for g in groups]
+    for slot, strength in beats:
+        keys = [KICKS[1]] + ([CRASHES[0]] if strength >= ACCENT_CLASS else [])
+        hit = next((g for g in out if g.slot == slot and g.instrument == DRUMS), None)
+        if hit is None:
+            hit = Group(slot, DRUMS, [])
+            out.append(hit)
+        have = {p for p, _ in hit.notes}
+        hit.notes += [(k + 1, 2) for k in keys if k + 1 not in have]
+    return sorted(out, key=lambda g: (g.slot, g.instrument))
+
+
+def _groove_groups(state: State, plan: Plan, groove: int) -> list[Group]:
+    """This bar's drum hits, which are also its onset slots: the groove bar's rhythm (all its
+    onset slots, the drums' hits moved to those without one), fitted to this bar's density when
+    it is controlled (weakest slots dropped first, strongest free ones added), with the bar's
+    visual beats as accents."""
+    beats = _take_beats(state, plan)
+    state.n_forced_beats += len(beats)
+    last = plan.last_slot(state.bar)
+    source = state.bars[groove]
+    rhythm = sorted({g.slot for g in source})
+    want = state.slots_left if plan.density[state.bar] > 0 else len(rhythm)
+    slots = fit_slots(rhythm, want, [s for s, _ in beats], last)
+    drums = [g for g in source if g.instrument == DRUMS]
+    return _accents(replay_groups(drums, slots, last), beats)
+
+
+def _force_group(state: State, plan: Plan, group: Group) -> np.ndarray:
+    """Place a drum hit of the groove: its Beat row now, its notes as the next forced rows."""
+    row = _accept_beat(state, plan, group.slot, group.instrument, len(group.notes), forced=True)
+    state.notes_left = 0
+    state.bar_has_groove = bool(state.groove) or not plan.fill[state.bar]
+    i = state.bar * SIXTEENTHS_PER_BAR + group.slot
+    state.script = [make_row(plan, 0, vocab.TYPE_NOTE, 0, p, d, group.instrument, 0, i)
+                    for p, d in group.notes]
+    return row
 
 
 def _accept_beat(state: State, plan: Plan, slot: int, instr: int, strength: int,
@@ -475,7 +597,7 @@ def _accept_beat(state: State, plan: Plan, slot: int, instr: int, strength: int,
         state.slot_instruments = set()
     state.slot, state.instr, state.forced = slot, instr, forced
     state.slot_instruments.add(instr)
-    state.covered[slot // 4] = True
+    state.covered[slot // 4] |= slot % 4 == 0
     state.notes_left = 1 if plan.free_plan else strength
     state.group_pitches = []
     state.bars[state.bar].append(Group(slot, instr, []))
@@ -494,10 +616,8 @@ def _force_beat(state: State, plan: Plan, sixteenth: int) -> np.ndarray:
         state.next_beat += 1
     assert sixteenth // SIXTEENTHS_PER_BAR == state.bar, "a visual beat is placed in its bar"
     slot = sixteenth % SIXTEENTHS_PER_BAR
-    if slot != state.slot:  # the video's beat adds its own slot, and leaves one a quarter after
-        later = (4 * np.arange(4) > slot) & (4 * np.arange(4) <= plan.last_slot(state.bar))
-        after = int((~state.covered & later).sum()) if plan.rules.beat_coverage else 0
-        state.slots_left = max(state.slots_left, 1 + after)
+    if slot != state.slot:  # the beat's slot was kept free in the bar's plan, else it is extra
+        state.slots_left = max(state.slots_left, 1)
     state.n_forced_beats += 1
     return _accept_beat(state, plan, slot, instr, strength, forced=True)
 
@@ -507,13 +627,7 @@ def _replay_rows(state: State, plan: Plan, source: int) -> list[np.ndarray]:
     its visual beats (which all land on onsets: a new slot gets the nearest group's notes, and
     a drum accent when drums carry the beats). Empty when the source bar played nothing."""
     bar_start = state.bar * SIXTEENTHS_PER_BAR
-    beats_here: list[tuple[int, int]] = []
-    while state.next_beat < len(plan.beats) \
-            and plan.beats[state.next_beat, 0] < bar_start + SIXTEENTHS_PER_BAR:
-        s, strength = (int(x) for x in plan.beats[state.next_beat])
-        if s >= bar_start:
-            beats_here.append((s - bar_start, strength))
-        state.next_beat += 1
+    beats_here = _take_beats(state, plan)
     groups = state.bars[source]
     used = sorted({g.slot for g in groups})
     required = sorted({s for s, _ in beats_here})
@@ -521,11 +635,7 @@ def _replay_rows(state: State, plan: Plan, source: int) -> list[np.ndarray]:
     slots = fit_slots(used, want, required, plan.last_slot(state.bar))
     out = replay_groups(groups, slots, plan.last_slot(state.bar))
     if DRUMS in plan.rhythm and plan.rules.drum_accents:
-        with_drums = {g.slot for g in out if g.instrument == DRUMS}
-        for s, strength in beats_here:
-            if s not in with_drums:
-                keys = [KICKS[1]] + ([CRASHES[0]] if strength >= ACCENT_CLASS else [])
-                out.append(Group(s, DRUMS, [(k + 1, 2) for k in keys]))
+        out = _accents(out, beats_here)
     state.n_forced_beats += len(beats_here)
     out.sort(key=lambda g: (g.slot, g.instrument))
     slot_list = sorted({g.slot for g in out})
@@ -546,7 +656,7 @@ def _replay_next(state: State, plan: Plan) -> np.ndarray:
     slot = int(row[vocab.I_BEAT]) - state.bar * SIXTEENTHS_PER_BAR
     if row[vocab.TYPE] == vocab.TYPE_METRIC:
         state.slot, state.instr = slot, int(row[vocab.INSTR])
-        state.covered[slot // 4] = True
+        state.covered[slot // 4] |= slot % 4 == 0
         state.bars[state.bar].append(Group(slot, state.instr, []))
     else:
         state.bars[state.bar][-1].notes.append((int(row[vocab.PITCH]), int(row[vocab.DURATION])))

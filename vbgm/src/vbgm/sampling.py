@@ -143,9 +143,12 @@ class Request:
 
     @property
     def rhythm_instruments(self) -> tuple[int, ...]:
-        """Instruments that carry forced visual beats: the requested ones but bass and strings,
-        unless nothing else was requested."""
-        rhythm = tuple(k for k in self.instruments if k in (1, 2, 3))
+        """Instruments that carry forced visual beats: the drums when they play (a beat is an
+        accent: kick, + crash when strong), else piano and guitar (a chord of chord tones),
+        else the first requested instrument."""
+        if 1 in self.instruments:
+            return (1,)
+        rhythm = tuple(k for k in self.instruments if k in (2, 3))
         return rhythm or self.instruments[:1]
 
 

@@ -7,7 +7,7 @@ Pure planning over bar indices, made before sampling:
   bar 2 re-plays bar 0; later phrases re-play the phrase before them, each 8-bar period's last bar
   new again (the variation at the phrase end). A section whose motion level is close to an
   earlier section's recalls that section's bars. The last bar of a section (its transition) and
-  the last two bars of the song (the cadence) are always new.
+  the last bar of the song (the cadence) are always new.
 - `replay_groups`: a re-played bar's note groups, fitted to the bar's own density and visual beats:
   weaker slots dropped or copies of neighbouring groups added until the count matches.
 """
@@ -26,11 +26,13 @@ PERIOD_BARS = 8
 SLOT_WEIGHT = np.array([5, 1, 2, 1, 3, 1, 2, 1, 4, 1, 2, 1, 3, 1, 2, 1])
 
 
-def plan_sections(n_bars: int, cut_sixteenths: np.ndarray, min_bars: int = 2) -> list[int]:
+def plan_sections(n_bars: int, cut_sixteenths: np.ndarray, min_bars: int = PHRASE_BARS
+                  ) -> list[int]:
     """First bar of every section: 0, then the bar line nearest to each cut, ascending.
 
-    A boundary closer than `min_bars` to the previous one, or leaving fewer than `min_bars` bars
-    after it, is dropped (a flurry of cuts makes one section, not many one-bar ones).
+    A boundary closer than `min_bars` (a phrase) to the previous one, or leaving fewer than
+    `min_bars` bars after it, is dropped: a flurry of cuts makes one section, not many short
+    ones (each cut is still a visual beat: an accent).
     """
     starts = [0]
     lines = np.rint(np.asarray(cut_sixteenths, dtype=np.float64) / SIXTEENTHS_PER_BAR)
@@ -49,7 +51,7 @@ def section_of(starts: list[int], n_bars: int) -> np.ndarray:
 
 
 def plan_repeats(n_bars: int, starts: list[int], bar_level: np.ndarray | None = None,
-                 recall_tolerance: float = 1.0, cadence_bars: int = 2) -> np.ndarray:
+                 recall_tolerance: float = 1.0, cadence_bars: int = 1) -> np.ndarray:
     """Per bar, the earlier bar it re-plays, or -1 for a bar generated new (see module doc).
 
     bar_level: a per-bar motion level (e.g. the density control); a section whose mean level is
@@ -84,6 +86,28 @@ def plan_repeats(n_bars: int, starts: list[int], bar_level: np.ndarray | None = 
     return source
 
 
+def plan_groove(n_bars: int, starts: list[int]) -> np.ndarray:
+    """Per bar, the bar whose drum pattern it keeps, or -1 where the drums play freely: the first
+    bar of each section sets the groove and the other bars keep it (the last bar of each phrase
+    only for its first half: then the fill that closes the phrase; see `is_fill`)."""
+    groove = np.full(n_bars, -1, dtype=np.int64)
+    bounds = list(starts) + [n_bars]
+    for s, e in zip(bounds[:-1], bounds[1:]):
+        groove[s + 1:e] = s
+    return groove
+
+
+def is_fill(n_bars: int, starts: list[int]) -> np.ndarray:
+    """Per bar, whether it closes a phrase (the last bar of each 4 in a section, and the last
+    bar of a section): its second half is free, a fill leading on."""
+    fill = np.zeros(n_bars, dtype=bool)
+    bounds = list(starts) + [n_bars]
+    for s, e in zip(bounds[:-1], bounds[1:]):
+        fill[s + PHRASE_BARS - 1:e:PHRASE_BARS] = True
+        fill[e - 1] = e - 1 > s
+    return fill
+
+
 @dataclass
 class Group:
     """One onset group of a bar: its slot, instrument, and notes as (pitch, duration) token
@@ -98,8 +122,9 @@ def fit_slots(slots: list[int], want: int, required: list[int],
               last_slot: int = SIXTEENTHS_PER_BAR - 1) -> list[int]:
     """Choose about `want` onset slots up to `last_slot` for a re-played bar whose source used
     `slots`: the `required` ones (visual beats), then one in every quarter note (the source's
-    strongest there, else the beat itself: no beat goes without an onset), then the source's
-    other slots by metrical weight, then the strongest free slots while still short."""
+    strongest there, which is the beat itself when the source has it, else the beat: no beat
+    goes without an onset), then the source's other slots by metrical weight, then the strongest
+    free slots while still short."""
     def strongest(cands: list[int]) -> list[int]:
         return sorted(cands, key=lambda s: (-SLOT_WEIGHT[s], s))
 

@@ -9,7 +9,9 @@ the "any" rows (genre 0, all instruments), which trains unconditioned requests.
 
 Run directory: `last.pt` (every `ckpt_every` steps and at the end), `best.pt` (lowest
 validation loss), `model.pt` (best weights in float16: the file to ship), `log.csv`,
-`curves.png`. Only rank 0 writes. Under `torchrun` each rank takes every world-th batch.
+`curves.png`. Every checkpoint carries the dataset's corpus statistics (`extra["corpus_stats"]`),
+so the sampler's register rules follow the corpus the model learnt. Only rank 0 writes. Under
+`torchrun` each rank takes every world-th batch.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from vbgm import corpus_stats
 from vbgm import tokens as tok
 from vbgm.atomic import atomic_path, write_text_atomic
 from vbgm.errors import VbgmError
@@ -257,6 +260,16 @@ def _song_lengths(ds: SongSource, split: str) -> dict[int, int]:
     return {int(i): len(ds.tokens(int(i))) for i in ds.split(split)}
 
 
+def dataset_stats(ds: SongSource) -> corpus_stats.CorpusStats:
+    """The dataset's corpus statistics: its `stats.json` when it has one (a `vbgm prepare`
+    folder), else measured over its decoded train split (an older dataset, or any SongSource)."""
+    root = getattr(ds, "root", None)
+    if root is not None and (Path(root) / corpus_stats.FILE_NAME).is_file():
+        return corpus_stats.read(Path(root) / corpus_stats.FILE_NAME)
+    songs = [tok.decode(np.asarray(ds.tokens(i))) for i in ds.split("train")]
+    return corpus_stats.measure(songs, source=str(root or ""))
+
+
 def _gather_rng(d: Dist) -> list[Tensor]:
     state = torch.get_rng_state()
     if d.world == 1:
@@ -299,6 +312,8 @@ def train(ds: SongSource, run_dir: str | Path, tc: TrainConfig | None = None,
         raise VbgmError("dataset: the train split is empty")
     valid_len = _song_lengths(ds, "valid")
     val_batches = plan_epoch(valid_len, tc.batch_size, tc.seq_len, tc.seed, 10**9)[:tc.eval_batches]
+    # Only rank 0 writes checkpoints, so only it needs the statistics.
+    stats = dataset_stats(ds).to_dict() if d.main else {}
 
     torch.manual_seed(tc.seed)  # identical initial weights on every rank
     cmt = CMT(mc)
@@ -337,7 +352,7 @@ def train(ds: SongSource, run_dir: str | Path, tc: TrainConfig | None = None,
         if d.main:
             extra = {"train": asdict(tc), "step": step, "epoch": epoch, "pos": pos,
                      "best_val": best, "optimizer": opt.state_dict(),
-                     "scheduler": sched.state_dict(), "rng": rng}
+                     "scheduler": sched.state_dict(), "rng": rng, "corpus_stats": stats}
             save_checkpoint(path, cmt, mc, extra)
 
     end = tc.steps if stop_after is None else min(tc.steps, step + stop_after)
@@ -398,13 +413,15 @@ def train(ds: SongSource, run_dir: str | Path, tc: TrainConfig | None = None,
         if step % tc.ckpt_every == 0 or step == end or improved:
             checkpoint(last)
             if improved and d.main:
-                save_checkpoint(run_dir / "best.pt", cmt, mc, {"step": step, "val_loss": val})
+                save_checkpoint(run_dir / "best.pt", cmt, mc,
+                                {"step": step, "val_loss": val, "corpus_stats": stats})
     bar.close()
     if d.main and step >= tc.steps:  # finished: export the shippable half-precision model
         src = run_dir / "best.pt" if (run_dir / "best.pt").is_file() else last
         model, meta = load_checkpoint(src)
         save_checkpoint(run_dir / "model.pt", model, meta["config"],
-                        {"step": meta["extra"].get("step", step), "val_loss": best}, half=True)
+                        {"step": meta["extra"].get("step", step), "val_loss": best,
+                         "corpus_stats": stats}, half=True)
     if d.world > 1:
         dist.barrier()
         if d.owns_group:

@@ -24,7 +24,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from vbgm.errors import VbgmError
     from vbgm.midi import write_midi
-    from vbgm.pipeline import compose, free_controls, load_model
+    from vbgm.pipeline import compose, free_controls, load_model_and_stats
     from vbgm.render import render_midi, write_wav
     from vbgm.sampling import Request
 
@@ -33,9 +33,9 @@ def run(args: argparse.Namespace) -> int:
     for p in (args.output, args.wav):
         if p is not None and p.exists() and not args.force:
             raise VbgmError(f"{p}: already exists (use --force to overwrite)")
-    model = load_model(args.checkpoint)
+    model, stats = load_model_and_stats(args.checkpoint)
     music = compose(model, controls, args.tempo, request, candidates=args.candidates,
-                    seed=args.seed, progress=not args.quiet)
+                    seed=args.seed, progress=not args.quiet, stats=stats)
     write_midi(music.song, args.output, args.tempo)
     if args.wav:
         from vbgm.midi import song_to_score

@@ -22,7 +22,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from vbgm.demo_video import make_demo_video
-    from vbgm.pipeline import Outputs, load_model, score_video
+    from vbgm.pipeline import Outputs, load_model_and_stats, score_video
     from vbgm.sampling import Request, SamplingConfig
 
     out: Path = args.output
@@ -33,8 +33,9 @@ def run(args: argparse.Namespace) -> int:
     outputs = Outputs(video=out / "demo.mp4", midi=out / "demo.mid", plot=out / "demo.png",
                       analysis=out / "demo.json")
     request = Request.parse("unknown", "drums,piano,bass,strings")
-    score_video(source, outputs, load_model(args.checkpoint), request,
-                SamplingConfig(control=args.control), seed=args.seed)
+    model, stats = load_model_and_stats(args.checkpoint)
+    score_video(source, outputs, model, request, SamplingConfig(control=args.control),
+                seed=args.seed, stats=stats)
     print("demo outputs:")
     for p in outputs.paths():
         print(f"  {p.resolve()}")

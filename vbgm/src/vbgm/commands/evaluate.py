@@ -196,6 +196,7 @@ def run_table1(args: argparse.Namespace) -> int:
         table1_values,
     )
     from vbgm.model import load_checkpoint
+    from vbgm.pipeline import stats_of
 
     if args.n < 1:
         raise VbgmError(f"--n must be at least 1, got {args.n}")
@@ -211,9 +212,10 @@ def run_table1(args: argparse.Namespace) -> int:
     if len(data) < args.n:
         print(f"vbgm: only {len(data)} test songs are at least {n16} sixteenths long; the Data "
               f"row uses those", file=sys.stderr)
-    models = {}
+    models, stats = {}, {}
     for row, path in checkpoints.items():
-        model, _ = load_checkpoint(path)
+        model, meta = load_checkpoint(path)
+        stats[row] = stats_of(meta)
         ablated = model.config.ablate_controls
         if ablated != (row == "Baseline"):
             print(f"vbgm: warning: {path} was trained "
@@ -222,7 +224,8 @@ def run_table1(args: argparse.Namespace) -> int:
         models[row] = model
 
     songs, values = table1_values([s for _, s in data], models, args.n, n16, args.tempo,
-                                  args.seed, args.batch, progress=sys.stderr.isatty())
+                                  args.seed, args.batch, progress=sys.stderr.isatty(),
+                                  stats=stats)
     length = f"{n16 // 16} bars" if n16 % 16 == 0 else f"{n16} sixteenths"
     sources = {"Data": f"test split of {args.dataset}, first {length}",
                "Baseline": f"{checkpoints['Baseline']}, C = 0",
@@ -283,7 +286,7 @@ def run_video(args: argparse.Namespace) -> int:
         video_files,
         video_values,
     )
-    from vbgm.pipeline import load_model
+    from vbgm.pipeline import load_model_and_stats
 
     controls_c = sorted(set(args.control))
     bad = [c for c in controls_c if not 0.0 <= c <= 1.0]
@@ -297,9 +300,9 @@ def run_video(args: argparse.Namespace) -> int:
     checkpoint = resolve_checkpoint(args.checkpoint) if args.checkpoint else None
     _check_outputs(args, videos + ([checkpoint] if checkpoint else []))
     _set_threads(args.threads)
-    model = load_model(checkpoint)
+    model, stats = load_model_and_stats(checkpoint)
     result = video_values(videos, model, controls_c, args.samples, args.seed, args.tempo,
-                          progress=sys.stderr.isatty())
+                          progress=sys.stderr.isatty(), stats=stats)
     for reason in result.skipped:
         print(f"vbgm: skipped {reason}", file=sys.stderr)
     used = result.used

@@ -69,7 +69,7 @@ def plan_outputs(args: argparse.Namespace) -> list:
 def run(args: argparse.Namespace) -> int:
     """Check every request first (nothing written on a bad one), then score each video."""
     from vbgm.errors import VbgmError
-    from vbgm.pipeline import check_outputs, load_model, score_video
+    from vbgm.pipeline import check_outputs, load_model_and_stats, score_video
     from vbgm.sampling import Request, SamplingConfig
 
     request = Request.parse(args.genre, args.instruments)
@@ -83,13 +83,13 @@ def run(args: argparse.Namespace) -> int:
             raise VbgmError(f"{v}: no such video file")
     outputs = plan_outputs(args)
     check_outputs(list(args.videos), outputs, args.force)
-    model = load_model(args.checkpoint)
+    model, stats = load_model_and_stats(args.checkpoint)
     for i, (video, out) in enumerate(zip(args.videos, outputs), 1):
         print(f"[{i}/{len(args.videos)}] {video}")
         music = score_video(video, out, model, request, config, tempo=args.tempo,
                             candidates=args.candidates, seed=args.seed,
                             keep_audio=args.keep_audio, backend=args.synth,
-                            progress=not args.quiet)
+                            progress=not args.quiet, stats=stats)
         total = sum(music.timings.values())
         print(f"  wrote {', '.join(str(p) for p in out.paths())} "
               f"({music.seconds:.1f} s of music in {total:.1f} s)")

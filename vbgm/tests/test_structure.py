@@ -1,0 +1,172 @@
+"""Form planning (vbgm.structure): sections at cuts, re-played bars, slots of a re-played bar."""
+
+from __future__ import annotations
+
+import numpy as np
+from vbgm.structure import (
+    PHRASE_BARS,
+    SLOT_WEIGHT,
+    Group,
+    fit_slots,
+    plan_repeats,
+    plan_sections,
+    replay_groups,
+)
+
+
+def _bars(*bars: float) -> np.ndarray:
+    """Cut times in sixteenths from positions in bars."""
+    return np.array([b * 16 for b in bars])
+
+
+# ------------------------------------------------------------------------------ plan_sections
+def test_sections_start_on_the_bar_line_nearest_each_cut():
+    assert plan_sections(16, np.array([]), min_bars=2) == [0]
+    # 4.3 bars -> bar 4; 9.7 bars -> bar 10; given out of order.
+    assert plan_sections(16, _bars(9.7, 4.3), min_bars=2) == [0, 4, 10]
+    # Two cuts on the same bar line make one boundary.
+    assert plan_sections(16, _bars(4.1, 3.8), min_bars=2) == [0, 4]
+
+
+def test_sections_shorter_than_min_bars_are_merged():
+    # Bar 5 is one bar after bar 4: dropped at min_bars 2, kept at 1.
+    assert plan_sections(16, _bars(4, 5, 9), min_bars=2) == [0, 4, 9]
+    assert plan_sections(16, _bars(4, 5, 9), min_bars=1) == [0, 4, 5, 9]
+    # A cut in the first bar would make a section shorter than min_bars.
+    assert plan_sections(16, _bars(1, 6), min_bars=2) == [0, 6]
+    # Cuts leaving fewer than min_bars after them are dropped.
+    assert plan_sections(16, _bars(8, 15), min_bars=2) == [0, 8]
+    assert plan_sections(16, _bars(8, 14), min_bars=3) == [0, 8]
+
+
+def test_no_section_starts_at_or_after_the_end():
+    # A cut at the very end rounds to the final bar line (16): never a section start.
+    for min_bars in (1, 2):
+        starts = plan_sections(16, _bars(15.8, 16), min_bars=min_bars)
+        assert starts == [0] and all(s < 16 for s in starts)
+
+
+# ------------------------------------------------------------------------------- plan_repeats
+def _check_sources(source: np.ndarray) -> None:
+    """Every re-played bar points back to an earlier bar that is itself new."""
+    for b, s in enumerate(source):
+        if s >= 0:
+            assert s < b, (b, s)
+            assert source[s] == -1, (b, s)
+
+
+def test_repeats_in_one_section():
+    n = 16
+    source = plan_repeats(n, [0], cadence_bars=2)
+    _check_sources(source)
+    assert source[0] == source[1] == source[3] == -1  # the first phrase's bars 0, 1, 3 are new
+    assert source[2] == 0  # bar 2 of the phrase re-plays bar 0
+    assert source[7] == -1  # the last bar of each 8-bar period is new (the phrase-end variation)
+    assert source[n - 1] == source[n - 2] == -1  # the cadence
+    # The second phrase re-plays the first (bar 4 -> 0, 5 -> 1, 6 -> 2 -> 0).
+    assert source[4:7].tolist() == [0, 1, 0]
+    # With the default cadence the last bar is still new; so is each period's last bar.
+    default = plan_repeats(n, [0])
+    _check_sources(default)
+    assert default[n - 1] == -1 and default[7] == -1
+
+
+def test_sections_start_new_and_end_new():
+    n, starts = 24, [0, 6, 15]
+    levels = np.repeat([1.0, 5.0, 9.0], [6, 9, 9])  # three distinct motion levels: no recall
+    source = plan_repeats(n, starts, levels)
+    _check_sources(source)
+    ends = [s - 1 for s in starts[1:]] + [n - 1]
+    for s in starts:
+        assert source[s] == -1, s
+    for e in ends:
+        assert source[e] == -1, e
+    # Inside a section, its own bar 2 re-plays its bar 0.
+    assert source[6 + 2] == 6 and source[15 + 2] == 15
+
+
+def test_a_section_of_similar_motion_recalls_an_earlier_one():
+    n, starts = 24, [0, 8, 16]
+    levels = np.repeat([2.0, 8.0, 2.4], 8)  # the third section moves like the first
+    source = plan_repeats(n, starts, levels, recall_tolerance=1.0, cadence_bars=1)
+    _check_sources(source)
+    assert source[8] == -1  # the second one differs: it starts new
+    # The third re-plays the first, bar for bar (resolved to the first bar's own source), up to
+    # its last bar: the section end and the song's last bar, new.
+    first = [r if source[r] < 0 else source[r] for r in range(8)]
+    for r in range(7):
+        assert source[16 + r] == first[r], r
+    assert source[23] == -1
+    # A longer cadence keeps the recall off the song's last bars.
+    assert (plan_repeats(n, starts, levels, cadence_bars=3)[21:] == -1).all()
+    # With a tighter tolerance there is no recall: the third section starts new.
+    assert plan_repeats(n, starts, levels, recall_tolerance=0.1)[16] == -1
+
+
+def test_short_sections_are_not_recalled():
+    # The first section is shorter than a phrase: nothing to recall, even at equal motion.
+    n, starts = 12, [0, 3]
+    assert 3 < PHRASE_BARS
+    source = plan_repeats(n, starts, np.ones(n))
+    _check_sources(source)
+    assert source[3] == -1
+
+
+# ---------------------------------------------------------------------------------- fit_slots
+def _quarters_covered(slots: list[int], last_slot: int) -> bool:
+    return all(any(q <= s < q + 4 for s in slots) for q in range(0, last_slot + 1, 4))
+
+
+def test_fit_slots_keeps_required_and_one_per_quarter():
+    out = fit_slots([0, 8], want=2, required=[3, 13])
+    assert {3, 13} <= set(out)
+    assert _quarters_covered(out, 15)
+    # The beat at 3 covers the first quarter (the source's 0 is not needed at want 2), the source's
+    # 8 the third, the empty second quarter gets its beat 4.
+    assert out == [3, 4, 8, 13]
+    # A quarter the source left empty gets its beat even when `want` is already met.
+    assert fit_slots([0], want=1, required=[]) == [0, 4, 8, 12]
+
+
+def test_fit_slots_drops_the_weakest_source_slots_first():
+    slots = [0, 1, 4, 8, 12, 14]  # weights 5, 1, 3, 4, 3, 2
+    assert fit_slots(slots, want=6, required=[]) == slots
+    assert fit_slots(slots, want=5, required=[]) == [0, 4, 8, 12, 14]  # 1 goes first
+    assert fit_slots(slots, want=4, required=[]) == [0, 4, 8, 12]  # then 14
+    # In a quarter the strongest source slot stands for it: 6 (weight 2) over 5 and 7.
+    assert fit_slots([5, 6, 7], want=1, required=[])[1] == 6
+
+
+def test_fit_slots_adds_the_strongest_free_slots_when_short():
+    out = fit_slots([0], want=6, required=[])
+    assert len(out) == 6
+    extra = sorted(set(out) - {0, 4, 8, 12})
+    free = [s for s in range(16) if s not in (0, 4, 8, 12)]
+    best = sorted(free, key=lambda s: (-SLOT_WEIGHT[s], s))[:2]
+    assert extra == sorted(best) and all(SLOT_WEIGHT[s] == 2 for s in extra)
+
+
+def test_fit_slots_respects_last_slot():
+    out = fit_slots([0, 2, 6, 9, 14], want=8, required=[3, 10], last_slot=7)
+    assert max(out) <= 7 and 3 in out and 10 not in out
+    assert _quarters_covered(out, 7)
+    assert fit_slots([0, 12], want=3, required=[], last_slot=0) == [0]
+
+
+# ------------------------------------------------------------------------------ replay_groups
+def test_replay_groups_keeps_and_copies_groups():
+    drum = Group(0, 1, [(37, 1)])
+    bass = Group(0, 4, [(41, 4)])
+    chord = Group(8, 2, [(61, 8), (65, 8)])
+    out = replay_groups([drum, bass, chord], [0, 4, 6, 8, 15], last_slot=15)
+    by_slot = {s: [(g.instrument, g.notes) for g in out if g.slot == s] for s in (0, 4, 6, 8, 15)}
+    # Slots the source used keep all their groups.
+    assert by_slot[0] == [(1, [(37, 1)]), (4, [(41, 4)])]
+    assert by_slot[8] == [(2, [(61, 8), (65, 8)])]
+    # New slots copy the nearest used slot, the earlier one on a tie (4 is 4 from 0 and 8).
+    assert by_slot[4] == by_slot[0]
+    assert by_slot[6] == by_slot[8] and by_slot[15] == by_slot[8]
+    assert [g.slot for g in out] == sorted(g.slot for g in out)
+    # Nothing after last_slot; no source groups, nothing to copy.
+    assert all(g.slot <= 5 for g in replay_groups([drum, chord], [0, 4, 8], last_slot=5))
+    assert replay_groups([], [0, 4], last_slot=15) == []
