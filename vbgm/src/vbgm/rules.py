@@ -27,6 +27,7 @@ from vbgm import harmony, vocab
 from vbgm.corpus_stats import CorpusStats
 from vbgm.song import SIXTEENTHS_PER_BAR
 from vbgm.structure import (
+    FILL_FROM,
     Group,
     fit_slots,
     is_fill,
@@ -72,8 +73,8 @@ class Rules:
     registers: bool = True
     drum_accents: bool = True
     beat_coverage: bool = True
-    harmony: float = 1.0
-    chord: float = 2.0
+    harmony: float = 0.5
+    chord: float = 1.5
     repeats: bool = True
     groove: bool = True
     density_floor: int = 5
@@ -87,7 +88,7 @@ class Plan:
     beats: (M, 2) visual beats (sixteenth, strength class) to place, ascending.
     sections: first bar of each section; source: per bar, the bar it re-plays or -1;
     groove: per bar, the bar whose drum pattern it keeps, or -1; fill: per bar, whether it
-    keeps it for its first half only.
+    keeps it only until its last beat.
     rhythm: instruments that carry visual beats. key: 0..23 when requested, else None.
     free_plan: the ablated model (no density/strength attributes): groups and bars end freely.
     """
@@ -244,22 +245,20 @@ def grammar(state: State, plan: Plan) -> dict[int, np.ndarray]:
     last_slot = plan.last_slot(state.bar)
     beat = pending_beat(state, plan)
     beat_slots = pending_beat_slots(state, plan)
-    # The model's own new slots: the bar's plan less the slots its visual beats will take,
-    # each leaving room for the ones still to come.
+    # The model's own new slots: the bar's plan less the slots its visual beats will take, each
+    # leaving room after it for the own slots and the beats still to come.
     free = state.slots_left - len(beat_slots)
-    if plan.free_plan:
-        limit = last_slot
-    elif free > 0:
-        limit = max(last_slot - free + 1, state.slot + 1)
-    else:
-        limit = state.slot
-    new = np.zeros(SIXTEENTHS_PER_BAR, dtype=bool)
-    new[state.slot + 1: limit + 1] = True
+    slots = np.arange(SIXTEENTHS_PER_BAR)
+    new = (slots > state.slot) & (slots <= last_slot)
+    if not plan.free_plan:
+        beats_after = np.array([sum(b > x for b in beat_slots) for x in slots])
+        new &= (free > 0) & (last_slot - slots >= free - 1 + beats_after)
     if plan.rules.beat_coverage and not plan.free_plan:
         new &= beat_coverage(state, plan, beat_slots, free)
     if beat_slots:  # a waiting visual beat is never skipped: slots up to it, then it
         b = beat_slots[0]
-        reach = bool(new[b])
+        # It takes none of the model's own slots: after it, room for all of them still.
+        reach = plan.free_plan or last_slot - b >= free + sum(x > b for x in beat_slots)
         new[b:] = False
         new[b] = reach or not new.any()
     if state.bar_has_groove:  # the groove's hits are the bar's onset slots, one after another
@@ -270,7 +269,7 @@ def grammar(state: State, plan: Plan) -> dict[int, np.ndarray]:
     others = set(np.flatnonzero(ins)) - state.slot_instruments
     if state.slot >= 0 and others:
         bb[state.slot + 1] = True  # another instrument on the same slot
-    room = (not plan.free_plan and free > 0 and state.slot < last_slot - free + 1) \
+    room = (not plan.free_plan and free > 0 and bool(new.any())) \
         or bool(beat_slots) or bool(state.groove)
     bb[vocab.BAR] = state.bar < plan.last_bar and not room
     if state.notes_left == 0:
@@ -528,8 +527,8 @@ def _accept_bar(state: State, plan: Plan, density: int) -> np.ndarray:
     if any(g.instrument == DRUMS for g in state.bars.get(groove, [])):
         hits = _groove_groups(state, plan, groove)
         state.slots_left = len({g.slot for g in hits})
-        if plan.fill[state.bar]:  # the first half keeps the groove, the second is free
-            hits = [g for g in hits if g.slot < SIXTEENTHS_PER_BAR // 2]
+        if plan.fill[state.bar]:  # the groove until the last beat, then a fill
+            hits = [g for g in hits if g.slot < FILL_FROM]
         state.groove, state.bar_has_groove = hits, bool(hits)
         density = state.slots_left + 1
     return make_row(plan, vocab.BAR, vocab.TYPE_METRIC, density, 0, 0, 0, 0, i)

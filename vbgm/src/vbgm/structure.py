@@ -22,6 +22,7 @@ from vbgm.song import SIXTEENTHS_PER_BAR
 
 PHRASE_BARS = 4
 PERIOD_BARS = 8
+FILL_FROM = 12  # the slot a fill starts at: the bar's last beat
 # Metrical weight of each sixteenth of a 4/4 bar: downbeat, half bar, beats, eighths, sixteenths.
 SLOT_WEIGHT = np.array([5, 1, 2, 1, 3, 1, 2, 1, 4, 1, 2, 1, 3, 1, 2, 1])
 
@@ -88,8 +89,8 @@ def plan_repeats(n_bars: int, starts: list[int], bar_level: np.ndarray | None = 
 
 def plan_groove(n_bars: int, starts: list[int]) -> np.ndarray:
     """Per bar, the bar whose drum pattern it keeps, or -1 where the drums play freely: the first
-    bar of each section sets the groove and the other bars keep it (the last bar of each phrase
-    only for its first half: then the fill that closes the phrase; see `is_fill`)."""
+    bar of each section sets the groove and the other bars keep it (the last bar of a period
+    only until its last beat: then the fill that closes the period; see `is_fill`)."""
     groove = np.full(n_bars, -1, dtype=np.int64)
     bounds = list(starts) + [n_bars]
     for s, e in zip(bounds[:-1], bounds[1:]):
@@ -98,12 +99,12 @@ def plan_groove(n_bars: int, starts: list[int]) -> np.ndarray:
 
 
 def is_fill(n_bars: int, starts: list[int]) -> np.ndarray:
-    """Per bar, whether it closes a phrase (the last bar of each 4 in a section, and the last
-    bar of a section): its second half is free, a fill leading on."""
+    """Per bar, whether it closes a period (the last bar of each 8 in a section, and the last
+    bar of a section): its last beat is free, a fill leading on."""
     fill = np.zeros(n_bars, dtype=bool)
     bounds = list(starts) + [n_bars]
     for s, e in zip(bounds[:-1], bounds[1:]):
-        fill[s + PHRASE_BARS - 1:e:PHRASE_BARS] = True
+        fill[s + PERIOD_BARS - 1:e:PERIOD_BARS] = True
         fill[e - 1] = e - 1 > s
     return fill
 
