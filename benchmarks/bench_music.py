@@ -7,12 +7,12 @@ hit rate, length), how far each hard cut lies from a section boundary, and wheth
 (librosa's, on the rendered audio) finds the analysis tempo (within 8 %, octave errors allowed).
 The reference is the real multi-track songs of ../shared/data/midi (freedoom, simutrans,
 easyrpg, lmd_samples), read two ways: whole songs, and excerpts as long as the clips (for each
-clip, every real song's bars 8.. cut to the clip's bar count; then averaged over the clips like
-the generated songs). Several measurements grow with length (pitch range, pitch classes used,
-pitch-class entropy, bar repetition: a 4-bar excerpt of a real song uses 7-8 pitch classes, the
-whole song 9-11), so the length-matched excerpts are the fair reference for music of a clip's
-length; both are printed. A generated mean counts as "inside" when it lies within the range of
-the four folders' means.
+clip, every real song from bar 8 on, cut to the clip's length in sixteenths; then averaged over
+the clips like the generated songs). Several measurements grow with length (pitch range, pitch
+classes used, pitch-class entropy, bar repetition: a 4-bar excerpt of a real song uses 7-8 pitch
+classes, the whole song 9-11), so the length-matched excerpts are the fair reference for music
+of a clip's length; both are printed. A generated mean counts as "inside" when it lies within
+the range of the four folders' means.
 
 `--ablate` also runs C = 0.7 with each sampling rule switched off in turn (registers, drum
 accents, beat coverage, harmony, repeats, density floor): each rule's effect at equal controls.
@@ -73,12 +73,14 @@ def real_songs(limit: int | None) -> dict[str, list[Song]]:
     return out
 
 
-def excerpt(song: Song, bars: int, start_bar: int = 8) -> Song:
-    """`bars` bars of a song from `start_bar` (earlier when the song is short)."""
+def excerpt(song: Song, n_sixteenths: int, start_bar: int = 8) -> Song:
+    """`n_sixteenths` of a song from the bar line `start_bar` (earlier when the song is short),
+    the last bar as partial as the clip's."""
+    bars = -(-n_sixteenths // SIXTEENTHS_PER_BAR)
     start = SIXTEENTHS_PER_BAR * min(start_bar, max(0, song.n_bars - bars))
     notes = song.notes[song.notes[:, ONSET] >= start].copy()
     notes[:, ONSET] -= start
-    return crop_song(Song(notes=notes, n_sixteenths=song.n_sixteenths - start), bars * 16)
+    return crop_song(Song(notes=notes, n_sixteenths=song.n_sixteenths - start), n_sixteenths)
 
 
 def folder_means(songs: list[Song]) -> dict[str, float]:
@@ -86,16 +88,16 @@ def folder_means(songs: list[Song]) -> dict[str, float]:
     return {k: float(np.nanmean([v[k] for v in values])) for k, _ in MUSICALITY}
 
 
-def real_reference(songs: dict[str, list[Song]], clip_bars: list[int] | None
+def real_reference(songs: dict[str, list[Song]], clip_lengths: list[int] | None
                    ) -> dict[str, dict[str, float]]:
-    """Per real folder, the mean of every measurement over its songs (clip_bars None), or over
-    excerpts of each clip's length, averaged over the clips."""
+    """Per real folder, the mean of every measurement over its songs (clip_lengths None), or
+    over excerpts as long as each clip (in sixteenths), averaged over the clips."""
     out = {}
     for name, group in songs.items():
-        if clip_bars is None:
+        if clip_lengths is None:
             out[name] = folder_means(group)
         else:
-            per_clip = [folder_means([excerpt(s, b) for s in group]) for b in clip_bars]
+            per_clip = [folder_means([excerpt(s, n) for s in group]) for n in clip_lengths]
             out[name] = {k: float(np.nanmean([p[k] for p in per_clip])) for k, _ in MUSICALITY}
         out[name]["songs"] = len(group)
     return out
@@ -158,8 +160,7 @@ def main() -> None:
     analyses = {p.name: analyze(p) for p in clips}
     songs = real_songs(20 if args.quick else None)
     whole = real_reference(songs, None)
-    real = real_reference(songs, [-(-a.n_sixteenths // SIXTEENTHS_PER_BAR)
-                                  for a in analyses.values()])
+    real = real_reference(songs, [a.n_sixteenths for a in analyses.values()])
     lo = {k: min(real[f][k] for f in REAL_FOLDERS) for k, _ in MUSICALITY}
     hi = {k: max(real[f][k] for f in REAL_FOLDERS) for k, _ in MUSICALITY}
     whole_lo = {k: min(whole[f][k] for f in REAL_FOLDERS) for k, _ in MUSICALITY}

@@ -17,8 +17,9 @@ import numpy as np
 from vbgm import corpus_stats
 from vbgm.corpus_stats import CorpusStats
 from vbgm.errors import VbgmError
+from vbgm.harmony import key_name
 from vbgm.model import CMT, load_checkpoint
-from vbgm.sampling import Controls, Generated, Request, SamplingConfig, generate
+from vbgm.sampling import Controls, Generated, Request, SamplingConfig, describe_fit, generate
 from vbgm.song import ONSET, VELOCITY, Song
 
 DEFAULT_CHECKPOINT = "default.pt"  # inside the package's assets/
@@ -184,10 +185,13 @@ def score_video(video: Path, out: Outputs, model: CMT, request: Request = Reques
                     progress=progress, stats=stats)
     timings.update(music.timings)
     best = music.candidates[0]
-    log(f"  generated: {len(best.tokens)} tokens, {len(music.song.notes)} notes, "
-        f"control fit {best.score:.2f}"
+    key = "" if best.key is None else f" in {key_name(best.key)}"
+    log(f"  generated: {len(best.tokens)} tokens, {len(music.song.notes)} notes{key}, "
+        f"{len(best.sections)} section(s) from bar" + ("s " if len(best.sections) > 1 else " ")
+        + ", ".join(map(str, best.sections))
         + (f" (best of {candidates}: " + ", ".join(f"{g.score:.2f}" for g in music.candidates)
            + ")" if candidates > 1 else "") + f" [{timings['generate']:.1f} s]")
+    log(f"  {describe_fit(music.song, controls)}")
     t = time.perf_counter()
     score = song_to_score(music.song, analysis.tempo_bpm)
     if out.midi:
@@ -210,6 +214,6 @@ def score_video(video: Path, out: Outputs, model: CMT, request: Request = Reques
     if out.plot:
         from vbgm.plot import plot_analysis
 
-        plot_analysis(analysis, out.plot, notes=music.song.notes)
+        plot_analysis(analysis, out.plot, notes=music.song.notes, sections=best.sections)
     music.timings = timings
     return music

@@ -2,9 +2,12 @@
 
 Panels share one time axis (seconds, with bar boundaries shaded alternately):
 1. motion: per-frame flow speed and each bar's mean, on a log scale, over the density thresholds;
-2. density class per bar (what the music's note density will follow);
-3. the impact envelope with the visual beats (coloured by strength class) and cuts;
+2. density class per bar (what the music's note density will follow) and, with the music, the
+   density it realised (onset slots + 1);
+3. the impact envelope with the visual beats (coloured by strength class; hollow when the music
+   has no onset on it) and cuts;
 4. optionally, the generated notes as a piano roll on the same time axis.
+With the music, its section boundaries are drawn on every panel (green).
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ _INSTRUMENT_NAMES = ("drums", "piano", "guitar", "bass", "strings")
 
 
 def plot_analysis(analysis: VideoAnalysis, path: str | os.PathLike[str],
-                  notes: np.ndarray | None = None) -> None:
-    """Draw `analysis` (and, if given, a (N, 5) note array as in `vbgm.song`) to an image file.
+                  notes: np.ndarray | None = None, sections: list[int] | None = None) -> None:
+    """Draw `analysis` (and, if given, a (N, 5) note array as in `vbgm.song` and the first bar
+    of each of the music's sections) to an image file.
 
     The format follows the suffix of `path` (PNG, SVG, PDF); the file is written atomically.
     """
@@ -47,6 +51,8 @@ def plot_analysis(analysis: VideoAnalysis, path: str | os.PathLike[str],
         ax.axvline(a.duration_s, color="#888888", lw=0.8, ls=":", zorder=1)
         for b in a.cuts:
             ax.axvline(b.time_s, color="#d62728", lw=1.2, ls="--", zorder=2)
+        for m in (sections or [])[1:]:
+            ax.axvline(m * bar_s, color="#2ca02c", lw=2.0, alpha=0.7, zorder=1.5)
         ax.grid(axis="y", color="#dddddd", lw=0.5)
         ax.set_axisbelow(True)
         ax.spines[["top", "right"]].set_visible(False)
@@ -75,6 +81,12 @@ def plot_analysis(analysis: VideoAnalysis, path: str | os.PathLike[str],
     for b in a.bars:
         ax_dens.text(b.start_s + bar_s * 0.46, b.density + 0.4, str(b.density), ha="center",
                      va="bottom", fontsize=7 if len(a.bars) > 40 else 8)
+    onsets = np.unique(notes[:, 0]) if notes is not None and len(notes) else np.zeros(0, int)
+    if notes is not None:
+        got = np.bincount(onsets // 16, minlength=len(a.bars))[: len(a.bars)] + 1
+        ax_dens.scatter(starts[:-1] + bar_s * 0.46, got, marker="_", s=160, color="#111111",
+                        lw=2.2, zorder=3, label="music (onset slots + 1)")
+        ax_dens.legend(loc="upper right", fontsize=8, frameon=False)
     ax_dens.set_ylim(0, 19.5)
     ax_dens.set_yticks([1, 5, 9, 13, 17])
     ax_dens.set_ylabel("density\nclass (1-17)")
@@ -94,13 +106,17 @@ def plot_analysis(analysis: VideoAnalysis, path: str | os.PathLike[str],
         if b.is_cut:
             continue
         ax_env.vlines(b.time_s, 0, b.weight, color=smap.to_rgba(b.strength), lw=1.6)
-        ax_env.scatter([b.time_s], [b.weight], s=22, color=smap.to_rgba(b.strength),
-                       zorder=3, edgecolor="white", lw=0.5)
+        hit = notes is None or b.strength == 0 or b.sixteenth in onsets
+        colour = smap.to_rgba(b.strength)
+        ax_env.scatter([b.time_s], [b.weight], s=22 if hit else 30, zorder=3,
+                       color=colour if hit else "white", edgecolor="white" if hit else colour,
+                       lw=0.5 if hit else 1.4)
     cuts = [b.time_s for b in a.cuts]
     if cuts:
         ax_env.scatter(cuts, [1.12] * len(cuts), marker="v", s=40, color="#d62728", zorder=3)
     ax_env.set_ylim(0, 1.2)
-    ax_env.set_ylabel("impact\n(● beat ▼ cut)")
+    ax_env.set_ylabel("impact\n(● beat ○ missed\n▼ cut)" if notes is not None
+                      else "impact\n(● beat ▼ cut)")
     cbar = fig.colorbar(smap, ax=list(axes), pad=0.01, fraction=0.02, aspect=40)
     cbar.set_label("beat strength class")
 

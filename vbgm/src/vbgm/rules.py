@@ -73,7 +73,7 @@ class Rules:
     registers: bool = True
     drum_accents: bool = True
     beat_coverage: bool = True
-    harmony: float = 0.5
+    harmony: float = 0.0
     chord: float = 1.5
     repeats: bool = True
     groove: bool = True
@@ -166,6 +166,7 @@ class State:
     script: list[np.ndarray] = field(default_factory=list)  # forced rows still to come
     replaying: bool = False
     groove: list[Group] = field(default_factory=list)  # the bar's drum groups still to place
+    open_slots: list[int] = field(default_factory=list)  # its other onset slots still to take
     bar_has_groove: bool = False  # the drums of this bar follow the groove
     key: int | None = None
     chord: tuple[int, int, int] | None = None
@@ -253,24 +254,29 @@ def grammar(state: State, plan: Plan) -> dict[int, np.ndarray]:
     if not plan.free_plan:
         beats_after = np.array([sum(b > x for b in beat_slots) for x in slots])
         new &= (free > 0) & (last_slot - slots >= free - 1 + beats_after)
-    if plan.rules.beat_coverage and not plan.free_plan:
+    covering = plan.rules.beat_coverage and not plan.free_plan
+    if covering:
         new &= beat_coverage(state, plan, beat_slots, free)
     if beat_slots:  # a waiting visual beat is never skipped: slots up to it, then it
         b = beat_slots[0]
-        # It takes none of the model's own slots: after it, room for all of them still.
-        reach = plan.free_plan or last_slot - b >= free + sum(x > b for x in beat_slots)
+        # It takes none of the model's own slots: after it, room for all of them still, and
+        # no beat of the bar left behind without an onset.
+        skipped = [q for q in range(4) if state.slot < 4 * q < b and not state.covered[q]]
+        reach = plan.free_plan or (last_slot - b >= free + sum(x > b for x in beat_slots)
+                                   and not (covering and skipped))
         new[b:] = False
         new[b] = reach or not new.any()
-    if state.bar_has_groove:  # the groove's hits are the bar's onset slots, one after another
+    if state.bar_has_groove:  # the groove's rhythm: its slots, one after another
         new[:] = False
-        if state.groove:
-            new[state.groove[0].slot] = state.groove[0].slot > state.slot
+        upcoming = [g.slot for g in state.groove[:1]] + state.open_slots[:1]
+        if upcoming and min(upcoming) > state.slot:
+            new[min(upcoming)] = True
     bb[1:SIXTEENTHS_PER_BAR + 1] = new
     others = set(np.flatnonzero(ins)) - state.slot_instruments
     if state.slot >= 0 and others:
         bb[state.slot + 1] = True  # another instrument on the same slot
     room = (not plan.free_plan and free > 0 and bool(new.any())) \
-        or bool(beat_slots) or bool(state.groove)
+        or bool(beat_slots) or bool(state.groove) or bool(state.open_slots)
     bb[vocab.BAR] = state.bar < plan.last_bar and not room
     if state.notes_left == 0:
         typ[vocab.TYPE_EOS] = (state.bar >= plan.last_bar and state.slot >= 0 and not room
@@ -306,8 +312,7 @@ def beat_coverage(state: State, plan: Plan, beat_slots: list[int], free: int) ->
         return ok
     ok[beats[open_b][0] + 1:] = False
     if free <= int(open_b.sum()):
-        ok[:] = False
-        ok[beats[open_b]] = True
+        ok &= np.isin(np.arange(SIXTEENTHS_PER_BAR), beats[open_b])
     return ok
 
 
@@ -504,7 +509,7 @@ def _accept_bar(state: State, plan: Plan, density: int) -> np.ndarray:
     state.covered = np.zeros(4, dtype=bool)
     state.bars[state.bar] = []
     state.replaying = False
-    state.groove, state.bar_has_groove = [], False
+    state.groove, state.open_slots, state.bar_has_groove = [], [], False
     state.chord = _cadence_chord(state, plan)
     i = state.bar * SIXTEENTHS_PER_BAR
     if state.key is None and plan.key is not None:
@@ -525,12 +530,14 @@ def _accept_bar(state: State, plan: Plan, density: int) -> np.ndarray:
         state.slots_left = max(state.slots_left, 1)  # the music sounds until the very end
     groove = int(plan.groove[state.bar])
     if any(g.instrument == DRUMS for g in state.bars.get(groove, [])):
-        hits = _groove_groups(state, plan, groove)
-        state.slots_left = len({g.slot for g in hits})
+        hits, open_slots = _groove_bar(state, plan, groove)
+        state.slots_left = len(open_slots) + len({g.slot for g in hits})
+        density = state.slots_left + 1
         if plan.fill[state.bar]:  # the groove until the last beat, then a fill
             hits = [g for g in hits if g.slot < FILL_FROM]
-        state.groove, state.bar_has_groove = hits, bool(hits)
-        density = state.slots_left + 1
+            open_slots = [s for s in open_slots if s < FILL_FROM]
+        state.groove, state.open_slots = hits, open_slots
+        state.bar_has_groove = bool(hits or open_slots)
     return make_row(plan, vocab.BAR, vocab.TYPE_METRIC, density, 0, 0, 0, 0, i)
 
 
@@ -562,11 +569,11 @@ def _accents(groups: list[Group], beats: list[tuple[int, int]]) -> list[Group]:
     return sorted(out, key=lambda g: (g.slot, g.instrument))
 
 
-def _groove_groups(state: State, plan: Plan, groove: int) -> list[Group]:
-    """This bar's drum hits, which are also its onset slots: the groove bar's rhythm (all its
-    onset slots, the drums' hits moved to those without one), fitted to this bar's density when
-    it is controlled (weakest slots dropped first, strongest free ones added), with the bar's
-    visual beats as accents."""
+def _groove_bar(state: State, plan: Plan, groove: int) -> tuple[list[Group], list[int]]:
+    """This bar's rhythm as (drum hits, other onset slots): the groove bar's onset slots, fitted
+    to this bar's density when it is controlled (weakest slots dropped first, strongest free ones
+    added); its drum pattern on them, with the bar's visual beats as accents; the other slots
+    are the model's to fill (with anything but drums)."""
     beats = _take_beats(state, plan)
     state.n_forced_beats += len(beats)
     last = plan.last_slot(state.bar)
@@ -575,14 +582,16 @@ def _groove_groups(state: State, plan: Plan, groove: int) -> list[Group]:
     want = state.slots_left if plan.density[state.bar] > 0 else len(rhythm)
     slots = fit_slots(rhythm, want, [s for s, _ in beats], last)
     drums = [g for g in source if g.instrument == DRUMS]
-    return _accents(replay_groups(drums, slots, last), beats)
+    drum_slots = {g.slot for g in drums} | {s for s, _ in beats}
+    hits = _accents(replay_groups(drums, [s for s in slots if s in drum_slots], last), beats)
+    taken = {g.slot for g in hits}
+    return hits, [s for s in slots if s not in taken]
 
 
 def _force_group(state: State, plan: Plan, group: Group) -> np.ndarray:
     """Place a drum hit of the groove: its Beat row now, its notes as the next forced rows."""
     row = _accept_beat(state, plan, group.slot, group.instrument, len(group.notes), forced=True)
     state.notes_left = 0
-    state.bar_has_groove = bool(state.groove) or not plan.fill[state.bar]
     i = state.bar * SIXTEENTHS_PER_BAR + group.slot
     state.script = [make_row(plan, 0, vocab.TYPE_NOTE, 0, p, d, group.instrument, 0, i)
                     for p, d in group.notes]
@@ -596,6 +605,9 @@ def _accept_beat(state: State, plan: Plan, slot: int, instr: int, strength: int,
         state.slot_instruments = set()
     state.slot, state.instr, state.forced = slot, instr, forced
     state.slot_instruments.add(instr)
+    if state.bar_has_groove:
+        state.open_slots = [s for s in state.open_slots if s != slot]
+        state.bar_has_groove = bool(state.groove or state.open_slots) or not plan.fill[state.bar]
     state.covered[slot // 4] |= slot % 4 == 0
     state.notes_left = 1 if plan.free_plan else strength
     state.group_pitches = []

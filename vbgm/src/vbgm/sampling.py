@@ -291,12 +291,27 @@ def finish(song: Song, n_sixteenths: int) -> Song:
     return Song(notes=notes, n_sixteenths=n_sixteenths, genre=song.genre)
 
 
-def control_fit(song: Song, controls: Controls) -> float:
-    """How well a song follows its controls, in [-1, 2]: the density fidelity (rank correlation of
-    per-bar onset slots with the bar densities; 0 when undefined) plus the visual-beat hit rate."""
+def fit_parts(song: Song, controls: Controls) -> tuple[float, float]:
+    """(density fidelity, visual-beat hit rate) of a song: the rank correlation of its per-bar
+    onset slots with the bar densities (0 when undefined), and the share of visual beats with an
+    onset on their sixteenth (0 without beats)."""
     from vbgm.metrics import beat_hit_rate, density_fidelity
 
     fidelity = density_fidelity(song, controls.bar_density[: controls.n_bars])
     beats = controls.beats[controls.beats[:, 1] > 0, 0]
     hits = beat_hit_rate(song, beats) if len(beats) else 0.0
-    return (0.0 if np.isnan(fidelity) else fidelity) + hits
+    return (0.0 if np.isnan(fidelity) else fidelity), hits
+
+
+def control_fit(song: Song, controls: Controls) -> float:
+    """How well a song follows its controls, in [-1, 2]: density fidelity + beat hit rate."""
+    return sum(fit_parts(song, controls))
+
+
+def describe_fit(song: Song, controls: Controls) -> str:
+    """The control fit in words, for the console."""
+    fidelity, hits = fit_parts(song, controls)
+    n_beats = int((controls.beats[:, 1] > 0).sum())
+    return (f"control fit {fidelity + hits:.2f} = density fidelity {fidelity:.2f} (how well the "
+            f"busiest bars match the most motion, -1..1) + {hits:.0%} of {n_beats} visual beats "
+            "on an onset")

@@ -1,0 +1,195 @@
+"""Each sampling rule on its own (vbgm.rules), then in generation with the shipped model.
+
+The rule tests hold by construction of the masks (they prove the rules, not the model); the
+last tests measure what the model decides under them: harmony lowers dissonance, a re-played bar
+repeats what the model played.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from vbgm.metrics import dissonance_rate, empty_beat_rate
+from vbgm.pipeline import load_model
+from vbgm.rules import DRUMS, Rules, State
+from vbgm.sampling import Controls, Request, SamplingConfig, generate
+from vbgm.song import INSTRUMENT, ONSET, PITCH, SIXTEENTHS_PER_BAR
+
+from vbgm import corpus_stats, harmony, rules, vocab
+
+BASS, PIANO = 4, 2
+STATS = corpus_stats.shipped()
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_model()
+
+
+def _plan(n: int = 64, instruments=(1, 2, 3, 4, 5), rhythm=(1,), density=None, beats=None,
+          cuts=(), control: float = 1.0, rules_: Rules = Rules()) -> rules.Plan:
+    bars = -(-n // SIXTEENTHS_PER_BAR)
+    dens = np.full(bars, 9) if density is None else np.asarray(density)
+    b = np.zeros((0, 2), dtype=np.int64) if beats is None else np.asarray(beats)
+    return rules.make_plan(n, dens, b, np.asarray(cuts), instruments, rhythm, None, control,
+                           np.random.default_rng(0), STATS, rules_)
+
+
+# ------------------------------------------------------------------------- rules on their own
+def test_register_keeps_each_instrument_in_its_measured_range() -> None:
+    plan = _plan()
+    for k in range(2, 6):
+        allowed = np.flatnonzero(rules.register(State(instr=k), plan)) - 1  # token value - 1
+        assert allowed.min() == STATS.low[k] and allowed.max() == STATS.high[k]
+    assert STATS.high[BASS] <= 64, "the corpus's bass lives below middle C (almost)"
+    kit = np.flatnonzero(rules.register(State(instr=DRUMS), plan)) - 1
+    assert set(kit) == set(STATS.kit) and kit.min() >= 35 and kit.max() <= 81
+
+
+def test_polyphony_caps_chord_sizes_by_the_corpus() -> None:
+    plan = _plan()
+    assert np.flatnonzero(rules.polyphony(BASS, plan)).max() == STATS.chord_p99[BASS] <= 2
+    assert np.flatnonzero(rules.polyphony(PIANO, plan)).max() == STATS.chord_p99[PIANO]
+
+
+def test_visual_beat_on_drums_is_an_accent_not_a_pile() -> None:
+    plan = _plan()
+    assert rules.forced_strength(DRUMS, 10, plan) == 2  # kick + crash
+    assert rules.forced_strength(DRUMS, 3, plan) == 1  # kick
+    first = rules.accent(State(instr=DRUMS, forced=True), plan)
+    second = rules.accent(State(instr=DRUMS, forced=True, group_pitches=[37]), plan)
+    assert set(np.flatnonzero(first) - 1) == set(rules.KICKS)
+    assert set(np.flatnonzero(second) - 1) == set(rules.CRASHES)
+    assert rules.accent(State(instr=DRUMS, forced=False), plan) is None
+    off = _plan(rules_=Rules(drum_accents=False))  # then only the corpus's chord size caps it
+    assert rules.forced_strength(DRUMS, 10, off) == STATS.chord_p90[DRUMS]
+
+
+def test_beat_coverage_puts_an_onset_on_every_beat() -> None:
+    plan = _plan()
+    state = State(bar=0, slot=-1, slots_left=4)
+    # Four slots for four beats: each must land on a beat, the first on the downbeat.
+    assert np.flatnonzero(rules.beat_coverage(state, plan, [], free=4)).tolist() == [0]
+    state = State(bar=0, slot=0, slots_left=5, covered=np.array([True, False, False, False]))
+    ok = rules.beat_coverage(state, plan, [], free=5)
+    assert ok[:5].all() and not ok[5:].any()  # may add an off-beat, may not skip beat 2
+    # A visual beat on beat 3 covers it: with 2 own slots left they go to beats 2 and 4.
+    ok = rules.beat_coverage(State(bar=0, slot=0, slots_left=3,
+                                   covered=np.array([True, False, False, False])),
+                             plan, [8], free=2)
+    assert np.flatnonzero(ok).tolist() == [4]
+
+
+def test_grammar_never_skips_a_visual_beat_and_keeps_room_for_it() -> None:
+    plan = _plan(beats=[[6, 5]])
+    state = State(bar=0, slot=-1, slots_left=4)
+    m = rules.grammar(state, plan)
+    slots = np.flatnonzero(m[vocab.BARBEAT][1:17])
+    assert slots.max() <= 6 and not m[vocab.BARBEAT][vocab.BAR]
+    assert m[vocab.DENSITY][1:5].sum() == 0  # the model never plans a near-silent bar
+
+
+def test_harmony_pulls_to_the_scale_and_the_chord() -> None:
+    plan = _plan()
+    c_major = harmony.diatonic_triad(0, 0)
+    state = State(bar=0, slot=0, instr=PIANO, key=0, chord=c_major)
+    bias = rules.pitch_bias(state, plan)
+    value = {pc: 60 + pc + 1 for pc in range(12)}  # token values around middle C
+    assert bias[value[0]] == bias[value[4]] == bias[value[7]] == 0.0
+    assert bias[value[2]] < 0 and bias[value[6]] < bias[value[2]]  # D in scale, F# not
+    weak = rules.pitch_bias(replace(state, slot=1), plan)
+    assert weak[value[2]] > bias[value[2]]  # passing tones are freer off the beat
+    assert rules.pitch_bias(replace(state, instr=DRUMS), plan) is None
+    assert rules.pitch_bias(state, _plan(rules_=Rules(harmony=0, chord=0))) is None
+
+
+def test_no_clusters_and_forced_chord_tones() -> None:
+    plan = _plan()
+    state = State(bar=0, slot=0, instr=PIANO, key=0, group_pitches=[60 + 1], notes_left=2)
+    ok = rules.no_clusters(state, plan)
+    pcs = {(v - 1) % 12 for v in np.flatnonzero(ok)}
+    assert not pcs & {1, 6, 11} and {0, 4, 7} <= pcs
+    forced = State(bar=0, slot=0, instr=PIANO, key=0, chord=(7, 11, 2), forced=True,
+                   notes_left=1)
+    pcs = {(v - 1) % 12 for v in np.flatnonzero(rules.allowed(forced, plan)[vocab.PITCH])}
+    assert pcs == {7, 11, 2}
+
+
+def test_sections_start_at_the_bar_line_nearest_each_cut() -> None:
+    levels = [5] * 4 + [11] * 6 + [16] * 6  # three scenes, each busier than the last
+    plan = _plan(n=16 * 16, density=levels, cuts=[16 * 4 + 3, 16 * 10 - 2])
+    assert plan.sections == [0, 4, 10]
+    assert (plan.source[[0, 4, 10]] == -1).all()  # a section opens with new material
+    assert (plan.groove[[0, 4, 10]] == -1).all() and plan.groove[5] == 4  # and a new groove
+    recall = _plan(n=16 * 16, density=[5] * 8 + [6] * 8, cuts=[16 * 8])
+    assert recall.sections == [0, 8] and recall.source[8] == 0  # a similar scene comes back
+
+
+# ------------------------------------------------------------------- in generation, by the model
+def _strong_beats(n: int, every: int = 4) -> np.ndarray:
+    s = np.arange(2, n, every)
+    return np.stack([s, np.full(len(s), 10)], axis=1)
+
+
+def test_forced_bass_beats_stay_in_the_bass_range(model) -> None:
+    n = 8 * 16
+    ctl = Controls(n_sixteenths=n, bar_density=np.full(8, 12), beats=_strong_beats(n))
+    for seed in range(2):
+        (g,) = generate(model, ctl, Request(instruments=(BASS,)), SamplingConfig(control=1.0),
+                        seed=seed)
+        bass = g.song.notes[:, PITCH]
+        assert len(bass) and bass.max() <= STATS.high[BASS] and bass.min() >= STATS.low[BASS]
+        per_onset = np.bincount(g.song.notes[:, ONSET])
+        assert per_onset.max() <= STATS.chord_p99[BASS]
+
+
+def test_drums_never_leave_the_kit_and_beats_are_hit(model) -> None:
+    n = 8 * 16
+    beats = _strong_beats(n, every=5)
+    ctl = Controls(n_sixteenths=n, bar_density=np.full(8, 9), beats=beats)
+    (g,) = generate(model, ctl, Request(instruments=(1, 2, 4)), SamplingConfig(control=1.0))
+    notes = g.song.notes
+    drums = notes[notes[:, INSTRUMENT] == DRUMS]
+    assert set(drums[:, PITCH]) <= set(STATS.kit)
+    on_beat = drums[np.isin(drums[:, ONSET], beats[:, 0])]
+    assert set(on_beat[:, ONSET]) == set(beats[:, 0])  # every visual beat gets a drum hit
+    assert set(rules.KICKS) & set(on_beat[:, PITCH]) and set(rules.CRASHES) & set(on_beat[:, PITCH])
+
+
+def test_calm_video_gives_calm_music_not_silence(model) -> None:
+    """Lowest density class everywhere (a still scene): every beat has an onset (by the
+    coverage rule), yet the music stays sparse."""
+    n = 12 * 16
+    ctl = Controls(n_sixteenths=n, bar_density=np.full(12, 5))
+    (g,) = generate(model, ctl, Request(), SamplingConfig(control=1.0), seed=1)
+    assert empty_beat_rate(g.song) == 0.0
+    onsets_per_bar = np.bincount(np.unique(g.song.notes[:, ONSET]) // 16, minlength=12)
+    assert onsets_per_bar.max() <= 5
+
+
+def test_replayed_and_groove_bars_repeat_what_the_model_played(model) -> None:
+    n = 8 * 16
+    ctl = Controls(n_sixteenths=n)
+    (g,) = generate(model, ctl, Request(), SamplingConfig(control=0.0), seed=2)
+    notes = g.song.notes
+
+    def events(bar: int, instruments=(1, 2, 3, 4, 5)) -> set:
+        sel = (notes[:, ONSET] // 16 == bar) & np.isin(notes[:, INSTRUMENT], instruments)
+        return {(o % 16, p, k) for o, p, k in notes[sel][:, [ONSET, PITCH, INSTRUMENT]]}
+
+    assert events(2) == events(0) and events(0)  # bar 2 re-plays bar 0 (C = 0: no refit)
+    assert events(1, (DRUMS,)) == events(0, (DRUMS,))  # bar 1 keeps bar 0's groove
+    assert g.sections == [0]
+
+
+def test_harmony_lowers_dissonance_where_the_model_decides(model) -> None:
+    """Free composition (C = 0): the pitches are the model's; the harmony rule re-weights them."""
+    ctl = Controls(n_sixteenths=16 * 16)
+    rates = {}
+    for name, r in {"on": Rules(), "off": Rules(harmony=0.0, chord=0.0)}.items():
+        rates[name] = np.mean([
+            dissonance_rate(generate(model, ctl, Request(), SamplingConfig(control=0.0, rules=r),
+                                     seed=s)[0].song) for s in range(4)])
+    assert rates["on"] < 0.8 * rates["off"], rates
