@@ -14,6 +14,10 @@ classes, the whole song 9-11), so the length-matched excerpts are the fair refer
 of a clip's length; both are printed. A generated mean counts as "inside" when it lies within
 the range of the four folders' means.
 
+The cut criterion (every cut within one beat of a section boundary) is also measured on the
+demo clip (`vbgm.demo_video`: 30 s, three scenes, two cuts), since the real clips' only cuts
+(bikes.mp4: five in ten seconds) come faster than the bars.
+
 `--ablate` also runs C = 0.7 with each sampling rule switched off in turn (registers, drum
 accents, beat coverage, harmony, repeats, density floor): each rule's effect at equal controls.
 
@@ -139,6 +143,27 @@ def score_song(g, controls: Controls, tempo: float, track: bool) -> dict[str, fl
     return row
 
 
+def demo_cut_distances(model, controls_degrees: list[float], seeds: int) -> dict[str, float]:
+    """Worst cut-to-section-boundary distance (sixteenths) on the demo clip, per C."""
+    import tempfile
+
+    from vbgm.demo_video import make_demo_video
+
+    path = Path(tempfile.gettempdir()) / "vbgm-bench-music-demo30s.mp4"
+    if not path.is_file():
+        make_demo_video(path, seconds=30.0, size=(640, 360))
+    controls = Controls.from_analysis(analyze(path))
+    out = {}
+    for c in controls_degrees:
+        worst = 0.0
+        for seed in range(seeds):
+            (g,) = generate(model, controls, Request(), SamplingConfig(control=c), seed=seed)
+            bounds = np.array(g.sections) * SIXTEENTHS_PER_BAR
+            worst = max([worst] + [float(np.min(np.abs(bounds - x))) for x in controls.cuts])
+        out[f"C={c:g}"] = worst
+    return out
+
+
 def summarise(rows: list[dict[str, float]]) -> dict[str, float]:
     keys = rows[0].keys()
     return {k: float(np.nanmean([r[k] for r in rows])) if np.isfinite([r[k] for r in rows]).any()
@@ -212,6 +237,9 @@ def main() -> None:
                                                                 for x in labels))
     print(f"{'inside, whole songs (+)':28} {'':35} " + " ".join(f"{inside_whole[x]:>8} / 14"
                                                                 for x in labels))
+    demo = demo_cut_distances(model, [c for c in args.control if c >= 0.7], seeds)
+    print(f"{'demo clip: worst cut distance':28} {'':35} "
+          + " ".join(f"{demo.get(x, math.nan):12.3f}" for x in labels))
     empty_worst = {x: max(max(r["empty_beat_rate"] for r in rows) for rows in per_clip[x].values())
                    for x in labels}
     print(f"{'worst clip empty-beat rate':28} {'':35} " + " ".join(f"{empty_worst[x]:12.3f}"
@@ -227,6 +255,10 @@ def main() -> None:
         figs.append({"metric": f"music {label}: measurements inside the real range "
                                "(whole songs)",
                      "value": inside_whole[label], "unit": "of 14", "note": note})
+        if label in demo:
+            figs.append({"metric": f"music {label}: worst cut-to-section distance, demo clip",
+                         "value": demo[label], "unit": "sixteenths",
+                         "note": "goal ≤ 4 (one beat)"})
         for k in ("bass_high_share", "drum_kit_share", "empty_beat_rate", "bar_repetition",
                   "dissonance_rate", "polyphony", "density_fidelity", "beat_hit_rate",
                   "tempo_found"):
@@ -237,6 +269,7 @@ def main() -> None:
            "real_range": {k: [lo[k], hi[k]] for k, _ in MUSICALITY},
            "real_range_whole": {k: [whole_lo[k], whole_hi[k]] for k, _ in MUSICALITY},
            "runs": results, "worst_clip_empty_beat_rate": empty_worst,
+           "demo_worst_cut_distance_16ths": demo,
            "per_clip": per_clip, "seconds": round(time.perf_counter() - t0, 1)}
     write_text_atomic(RESULTS, json.dumps(out, indent=1, default=float) + "\n")
     print(f"wrote {RESULTS}")

@@ -92,7 +92,7 @@ def test_grammar_never_skips_a_visual_beat_and_keeps_room_for_it() -> None:
 
 
 def test_harmony_pulls_to_the_scale_and_the_chord() -> None:
-    plan = _plan()
+    plan = _plan(rules_=Rules(harmony=1.0, chord=1.5))
     c_major = harmony.diatonic_triad(0, 0)
     state = State(bar=0, slot=0, instr=PIANO, key=0, chord=c_major)
     bias = rules.pitch_bias(state, plan)
@@ -103,6 +103,9 @@ def test_harmony_pulls_to_the_scale_and_the_chord() -> None:
     assert weak[value[2]] > bias[value[2]]  # passing tones are freer off the beat
     assert rules.pitch_bias(replace(state, instr=DRUMS), plan) is None
     assert rules.pitch_bias(state, _plan(rules_=Rules(harmony=0, chord=0))) is None
+    # The default pulls to the chord only (the scale pull measured no better: bench_music).
+    default = rules.pitch_bias(state, _plan())
+    assert default[value[2]] == default[value[6]] < 0 == default[value[4]]
 
 
 def test_no_clusters_and_forced_chord_tones() -> None:

@@ -337,3 +337,31 @@ def test_bad_input_is_one_clear_error(tmp_path: Path, case: str, capsys) -> None
 def test_bad_tempo_on_cli(tmp_path: Path) -> None:
     path = pan_clip(tmp_path / "c.mp4", lambda t: 0.1, 1.0)
     assert main(["analyze", str(path), "--tempo", "0", "--quiet"]) == 2
+
+
+def test_tempo_moves_a_little_to_put_cuts_on_bar_lines() -> None:
+    from vbgm.video import align_tempo_to_cuts
+
+    cfg = AnalysisConfig()
+    cuts = np.array([20.0, 40.0])  # at 138 bpm they fall mid-bar (11.5 and 23 bars)
+    bpm = align_tempo_to_cuts(138.0, cuts, cfg)
+    assert abs(bpm - 138.0) <= 138.0 * cfg.cut_tempo_tolerance
+    bars = cuts * bpm / 240.0
+    assert np.allclose(bars, np.round(bars), atol=0.02)  # both cuts on bar lines
+    assert align_tempo_to_cuts(138.0, np.zeros(0), cfg) == 138.0
+    assert align_tempo_to_cuts(120.0, np.array([8.0]), cfg) == 120.0  # already on a bar line
+
+
+def test_sections_of_the_music_start_at_the_demo_clips_cuts(tmp_path: Path) -> None:
+    from vbgm.demo_video import make_demo_video
+    from vbgm.pipeline import load_model
+    from vbgm.sampling import Controls, Request, SamplingConfig, generate
+
+    path = tmp_path / "demo.mp4"
+    make_demo_video(path, seconds=24.0, size=(320, 180))
+    controls = Controls.from_analysis(analyze(path))
+    assert len(controls.cuts) == 2
+    (g,) = generate(load_model(), controls, Request(), SamplingConfig(control=0.7), seed=0)
+    bounds = np.array(g.sections) * 16
+    for cut in controls.cuts:  # every cut within one beat of a section boundary
+        assert np.min(np.abs(bounds - cut)) <= 4, (g.sections, controls.cuts)

@@ -26,7 +26,7 @@ import numpy as np
 
 from vbgm.corpus_stats import CorpusStats
 from vbgm.errors import VbgmError
-from vbgm.metrics import MUSICALITY, music_metrics, musicality, video_fit
+from vbgm.metrics import MUSICALITY, music_metrics, musicality, realised_bar_density, video_fit
 from vbgm.song import DURATION, ONSET, SIXTEENTHS_PER_BAR, Song
 
 # (result key, column title) of the paper's three music metrics (`vbgm.metrics.MusicMetrics`).
@@ -450,9 +450,20 @@ def held_out_songs(dataset, n: int, n_sixteenths: int, seed: int = 0) -> list[tu
     return [(i, crop_song(decode(dataset.tokens(i)), n_sixteenths)) for i in chosen]
 
 
+def guide_controls(song: Song, n_sixteenths: int) -> object:
+    """Controls that ask for a real song's rhythm: its per-bar density (onset slots + 1)."""
+    from vbgm.sampling import Controls
+
+    n_bars = -(-n_sixteenths // 16)
+    return Controls(n_sixteenths=n_sixteenths,
+                    bar_density=realised_bar_density(song, n_bars) + 1)
+
+
 def generate_free(model, n: int, n_sixteenths: int, seed: int = 0, batch: int = 8,
-                  progress=None, stats: CorpusStats | None = None) -> list[Song]:
-    """n songs of n_sixteenths generated without controls (C = 0), `batch` at a time.
+                  progress=None, stats: CorpusStats | None = None, control: float = 0.0,
+                  guides: Sequence[Song] = ()) -> list[Song]:
+    """n songs of n_sixteenths generated without controls (C = 0), `batch` at a time; with
+    control C > 0, song i follows the bar densities of `guides[i]` (cycled) with degree C.
 
     Batch k uses seed `seed * 1_000_003 + k`, so runs are reproducible and two seeds do not
     share batches. Every candidate of a batch is kept (no best-of selection). `progress`: a
@@ -461,11 +472,15 @@ def generate_free(model, n: int, n_sixteenths: int, seed: int = 0, batch: int = 
     """
     from vbgm.sampling import Controls, Request, SamplingConfig, generate
 
-    controls = Controls(n_sixteenths=n_sixteenths)
-    config = SamplingConfig(control=0.0)
+    if control > 0 and not guides:
+        raise VbgmError("controlled generation needs songs to take the controls from")
+    config = SamplingConfig(control=control)
     songs = []
-    for k, start in enumerate(range(0, n, batch)):
-        size = min(batch, n - start)
+    step = 1 if control > 0 else batch  # each guided song has its own controls
+    for k, start in enumerate(range(0, n, step)):
+        size = min(step, n - start)
+        controls = (guide_controls(guides[start % len(guides)], n_sixteenths) if control > 0
+                    else Controls(n_sixteenths=n_sixteenths))
         gens = generate(model, controls, Request(), config, candidates=size,
                         seed=seed * 1_000_003 + k, stats=stats)
         songs += [g.song for g in gens]
@@ -489,11 +504,13 @@ def measure_songs(songs: Iterable[Song], tempo: float,
 
 def table1_values(data: Sequence[Song], models: dict[str, object], n: int, n_sixteenths: int,
                   tempo: float, seed: int = 0, batch: int = 8, progress: bool = False,
-                  stats: dict[str, CorpusStats] | None = None
+                  stats: dict[str, CorpusStats] | None = None,
+                  controls: dict[str, float] | None = None
                   ) -> tuple[dict[str, list[Song]], dict[str, dict[str, list[float]]]]:
     """Table 1's songs and per-song values: row "Data" = the held-out `data`, then one row per
     model ("Baseline", "CMT": name → loaded model) of n songs generated freely, each with its
     own corpus statistics (`stats`: name → statistics; a missing name uses the shipped ones).
+    `controls`: row → control degree C; a row with C > 0 follows the Data songs' bar densities.
 
     Returns (row → songs, row → SONG_KEYS → values). A progress bar on stderr when `progress`.
     """
@@ -508,7 +525,8 @@ def table1_values(data: Sequence[Song], models: dict[str, object], n: int, n_six
         for row, model in models.items():
             bar.set_postfix_str(row)
             songs[row] = generate_free(model, n, n_sixteenths, seed, batch, bar,
-                                       (stats or {}).get(row))
+                                       (stats or {}).get(row), (controls or {}).get(row, 0.0),
+                                       songs["Data"])
             values[row] = measure_songs(songs[row], tempo)
     return songs, values
 

@@ -72,6 +72,7 @@ class AnalysisConfig:
     tempo_grid_bonus: float = 0.3  # weight of the eighth-note grid alignment in the tempo score
     min_tempo_duration_s: float = 3.0  # shorter videos get default_tempo
     default_tempo: float = 120.0
+    cut_tempo_tolerance: float = 0.06  # an estimated tempo may move this much to put cuts on bars
 
 
 @dataclass
@@ -552,6 +553,26 @@ def estimate_tempo(times: np.ndarray, envelope: np.ndarray, beat_times: np.ndarr
     return float(candidates[int(np.argmax(score))])
 
 
+def align_tempo_to_cuts(bpm: float, cut_times: np.ndarray,
+                        config: AnalysisConfig = AnalysisConfig()) -> float:
+    """The tempo (a multiple of 0.5 bpm, within ±cut_tempo_tolerance of `bpm` and the tempo
+    range) that puts the video's cuts closest to bar lines: least mean squared distance in beats,
+    ties to the tempo nearest `bpm`. The music's sections start on bar lines; with the bars
+    where the cuts are, a new scene starts a new section on its first beat."""
+    cuts = np.asarray(cut_times, dtype=np.float64)
+    if len(cuts) == 0 or config.cut_tempo_tolerance <= 0:
+        return bpm
+    lo = max(config.tempo_min, bpm * (1 - config.cut_tempo_tolerance))
+    hi = min(config.tempo_max, bpm * (1 + config.cut_tempo_tolerance))
+    candidates = np.arange(np.ceil(lo * 2) / 2, hi + 1e-9, 0.5)
+    if len(candidates) == 0:
+        return bpm
+    bars = np.outer(candidates, cuts) / 240.0
+    cost = ((4 * (bars - np.round(bars))) ** 2).mean(axis=1)
+    cost += 1e-3 * np.abs(candidates - bpm) / bpm  # ties: the least change
+    return float(candidates[int(np.argmin(cost))])
+
+
 def bar_flow(times: np.ndarray, speed: np.ndarray, n_bars: int, bar_s: float) -> np.ndarray:
     """Mean speed of the frames inside each bar [m·bar_s, (m+1)·bar_s); the nearest frame's
     speed for a bar with no frame (a gap in a variable-frame-rate video)."""
@@ -592,7 +613,8 @@ def analyze_motion(motion: Motion, config: AnalysisConfig = AnalysisConfig(),
     else:
         all_t = np.concatenate([times[beat_idx], times[cuts]])
         all_w = np.concatenate([beat_w, np.ones(len(cuts))])
-        bpm = estimate_tempo(times, env, all_t, all_w, config)
+        bpm = align_tempo_to_cuts(estimate_tempo(times, env, all_t, all_w, config),
+                                  times[cuts], config)
         how = "estimated"
     n16 = n_sixteenths_for(motion.duration_s, bpm)
     n_bars = -(-n16 // SIXTEENTHS_PER_BAR)

@@ -156,15 +156,19 @@ def _add_table1(sub: argparse._SubParsersAction) -> None:
                     "the test split (a seeded sample of those at least as long as the clips), "
                     "cut to their first bars. Baseline: N songs generated freely (C = 0) by a "
                     "model trained with --ablate-controls. CMT: N songs generated freely by the "
-                    "full model. Every song has the same length (--bars, or --seconds at "
+                    "full model (with --control C > 0: under the Data songs' bar densities, "
+                    "degree C). Every song has the same length (--bars, or --seconds at "
                     "--tempo) and is measured at the same tempo, with the metrics of `vbgm "
                     "evaluate midi` (pitch entropy over 128 pitches, grooving similarity, "
                     "structureness short range 3-8 s from the notes).")
     p.add_argument("dataset", type=Path, metavar="DATASET", help="a `vbgm prepare` folder")
-    p.add_argument("--baseline", type=Path, required=True, metavar="RUN",
-                   help="run folder (model.pt/best.pt/last.pt) or .pt of the ablated model")
-    p.add_argument("--model", type=Path, required=True, metavar="RUN",
-                   help="run folder or .pt of the full CMT model")
+    p.add_argument("--baseline", type=Path, metavar="RUN",
+                   help="run folder (model.pt/best.pt/last.pt) or .pt of the ablated model "
+                        "(no Baseline row without it)")
+    p.add_argument("--model", type=Path, metavar="RUN",
+                   help="run folder or .pt of the full CMT model (default: the shipped one)")
+    p.add_argument("--control", "-C", type=float, nargs="+", default=[0.0], metavar="C",
+                   help="control degrees of the CMT rows (default 0: free generation)")
     p.add_argument("--n", type=int, default=20, metavar="N", help="songs per row (default 20)")
     length = p.add_mutually_exclusive_group()
     length.add_argument("--bars", type=int, default=16,
@@ -196,15 +200,18 @@ def run_table1(args: argparse.Namespace) -> int:
         table1_values,
     )
     from vbgm.model import load_checkpoint
-    from vbgm.pipeline import stats_of
+    from vbgm.pipeline import default_checkpoint, stats_of
 
     if args.n < 1:
         raise VbgmError(f"--n must be at least 1, got {args.n}")
     if args.batch < 1:
         raise VbgmError(f"--batch must be at least 1, got {args.batch}")
     n16 = table1_length(args.bars, args.seconds, args.tempo)
-    checkpoints = {"Baseline": resolve_checkpoint(args.baseline),
-                   "CMT": resolve_checkpoint(args.model)}
+    if any(not 0 <= c <= 1 for c in args.control):
+        raise VbgmError(f"control degrees must be in [0, 1], got {args.control}")
+    checkpoints = {"CMT": resolve_checkpoint(args.model) if args.model else default_checkpoint()}
+    if args.baseline:
+        checkpoints = {"Baseline": resolve_checkpoint(args.baseline), **checkpoints}
     _check_outputs(args, [args.dataset / "index.json", *checkpoints.values()])
     _set_threads(args.threads)
     dataset = Dataset.load(args.dataset)
@@ -223,15 +230,23 @@ def run_table1(args: argparse.Namespace) -> int:
                   f"the {row} row", file=sys.stderr)
         models[row] = model
 
+    # One CMT row per control degree ("CMT" at C = 0, as in the paper).
+    cmt = models.pop("CMT")
+    names = {c: "CMT" if c == 0 else f"CMT, C = {c:g}" for c in dict.fromkeys(args.control)}
+    models.update({name: cmt for name in names.values()})
+    stats.update({name: stats["CMT"] for name in names.values()})
     songs, values = table1_values([s for _, s in data], models, args.n, n16, args.tempo,
                                   args.seed, args.batch, progress=sys.stderr.isatty(),
-                                  stats=stats)
+                                  stats=stats, controls={v: c for c, v in names.items()})
     length = f"{n16 // 16} bars" if n16 % 16 == 0 else f"{n16} sixteenths"
-    sources = {"Data": f"test split of {args.dataset}, first {length}",
-               "Baseline": f"{checkpoints['Baseline']}, C = 0",
-               "CMT": f"{checkpoints['CMT']}, C = 0"}
+    sources = {"Data": f"test split of {args.dataset}, first {length}"}
+    if "Baseline" in checkpoints:
+        sources["Baseline"] = f"{checkpoints['Baseline']}, C = 0"
+    for c, name in names.items():
+        sources[name] = f"{checkpoints['CMT']}, C = {c:g}" + (
+            " (the Data songs' bar densities)" if c > 0 else "")
     rows = [summary_row({"row": row, "from": sources[row], "songs": len(songs[row])},
-                        values[row], SONG_KEYS) for row in ("Data", "Baseline", "CMT")]
+                        values[row], SONG_KEYS) for row in sources]
     note = (f"Ours: {length} per song at {args.tempo:g} bpm, seed {args.seed}; pitch entropy "
             f"over 128 pitches (drums out), grooving similarity over all bar pairs, "
             f"structureness short range (3-8 s), chroma from the notes; musicality as "
