@@ -83,8 +83,9 @@ def test_density_follows_video_on_real_clips(model, video_root, clip):
     analysis = analyze(video_root / clip)
     ctl = Controls.from_analysis(analysis)
     (g,) = generate(model, ctl, Request(), SamplingConfig(control=1.0), seed=0)
-    dens = ctl.bar_density
-    realised = realised_bar_density(g.song, len(dens))
+    full = ctl.n_sixteenths // 16  # a partial last bar has no room for its class's onsets
+    dens = ctl.bar_density[:full]
+    realised = realised_bar_density(g.song, full)
     if np.ptp(dens) > 0:
         assert spearmanr(dens, realised).statistic >= 0.8
     else:  # one class everywhere: every bar gets the planned number of slots (+ forced beats)
