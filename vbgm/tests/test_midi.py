@@ -98,6 +98,24 @@ def test_metre_policy(tmp_path):
     assert song.notes[:, 0].max() < 18 * 4 and "off the 4/4 bar grid" in note
 
 
+def test_a_pickup_ends_where_the_first_full_bar_begins(tmp_path):
+    """EasyRPG's files open with a 1/4 pickup bar, then 4/4: the song is kept whole, the pickup
+    at the end of bar 0 (not cut at the metre change)."""
+    notes = run_of(33, 60, step=2 * S)  # a quarter-note pickup (2 eighths), then 31 eighths
+    for sigs, pickup in ((((0, 1, 4), (TPQ, 4, 4)), 1), (((0, 1, 4), (TPQ, 1, 4),
+                                                         (2 * TPQ, 4, 4)), 2)):
+        path = make_midi(tmp_path / "p.mid", [(0, False, notes)], time_sigs=sigs)
+        song, note = load_song(path)
+        assert note == "" and len(song.notes) == 33
+        assert song.notes[0, 0] == 16 - 4 * pickup  # the pickup sits before bar 1's downbeat
+        assert 16 in set(song.notes[:, 0])  # ... and the first full bar starts on a bar line
+    # A 4/4 bar that starts off a quarter is no pickup: cut as before.
+    path = make_midi(tmp_path / "x.mid", [(0, False, notes)], time_sigs=((0, 1, 4),
+                                                                        (TPQ + S, 4, 4)))
+    with pytest.raises(SkipSong):
+        read_midi(path)
+
+
 def test_leading_empty_bars_are_trimmed(tmp_path):
     path = make_midi(tmp_path / "l.mid", [(0, False, run_of(30, 60, start=2 * 16 * S + 3 * S))])
     assert read_midi(path).notes[0, 0] == 3

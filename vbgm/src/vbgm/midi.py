@@ -160,6 +160,8 @@ def score_to_song(score, config: QuantizeConfig | None = None,
         raise SkipSong(EMPTY, f"{name}: no notes")
     raw = np.concatenate(parts)
     raw = raw[(raw[:, PITCH] >= 0) & (raw[:, ONSET] >= 0)]
+    cut_sixteenth, note, shift = _metre_limit(score, tpq, name, config)
+    raw[:, ONSET] += shift  # a pickup ends where the first full bar begins
 
     # Ticks -> sixteenths, rounding half up; durations of 0 ticks become 1 sixteenth.
     notes = np.empty_like(raw)
@@ -167,7 +169,6 @@ def score_to_song(score, config: QuantizeConfig | None = None,
     notes[:, DURATION] = (8 * np.maximum(raw[:, DURATION], 0) + tpq) // (2 * tpq)
     notes[:, 2:] = raw[:, 2:]
 
-    cut_sixteenth, note = _metre_limit(score, tpq, name, config)
     if cut_sixteenth is not None:
         first = int(notes[:, ONSET].min())
         if cut_sixteenth // SIXTEENTHS_PER_BAR - first // SIXTEENTHS_PER_BAR < config.min_bars:
@@ -188,27 +189,43 @@ def score_to_song(score, config: QuantizeConfig | None = None,
     return Song(notes=notes, n_sixteenths=n), note
 
 
+def _pickup_ticks(times: np.ndarray, quarters: np.ndarray, tpq: int) -> int:
+    """Length in ticks of a pickup: leading bars shorter than 4/4 (e.g. a 1/4 bar) that end,
+    inside the first 4 quarters and on a quarter, where the first 4/4 bar begins; 0 if none."""
+    full = np.flatnonzero(quarters == 4.0)
+    if len(full) == 0 or full[0] == 0:
+        return 0
+    p = int(times[full[0]])
+    return p if 0 < p < 4 * tpq and p % tpq == 0 else 0
+
+
 def _metre_limit(score, tpq: int, name: str,
-                 config: QuantizeConfig) -> tuple[int | None, str]:
-    """The sixteenth where the 4/4 grid stops holding (None: it holds to the end), and why."""
+                 config: QuantizeConfig) -> tuple[int | None, str, int]:
+    """(the sixteenth where the 4/4 grid stops holding, or None: it holds to the end; why; the
+    shift in ticks that puts a pickup at the end of bar 0, so the first full bar starts bar 1)."""
     ts = score.time_signatures.numpy()
     times = ts["time"].astype(np.int64)
     if len(times) == 0:
-        return None, ""  # MIDI default: 4/4
+        return None, "", 0  # MIDI default: 4/4
     order = np.argsort(times, kind="stable")
     times, num, den = times[order], ts["numerator"][order].astype(int), ts["denominator"][order]
     den = den.astype(int)
     last_at_time = np.r_[times[1:] != times[:-1], True]  # several events at one tick: last wins
     times, num, den = times[last_at_time], num[last_at_time], den[last_at_time]
     quarters = np.divide(num * 4, den, out=np.zeros(len(num)), where=den > 0)
+    pickup = _pickup_ticks(times, quarters, tpq)
+    shift = 4 * tpq - pickup if pickup else 0
+    if pickup:  # the pickup's own signatures are done with: the grid starts at its end
+        keep = times >= pickup
+        times, num, den, quarters = times[keep] + shift, num[keep], den[keep], quarters[keep]
     ok = np.isin(quarters, (1.0, 2.0, 4.0)) & (times % (4 * tpq) == 0)
     if ok.all():
-        return None, ""
+        return None, "", shift
     i = int(np.argmin(ok))
     cut = int(times[i]) * 4 // tpq
     where = f"bar {cut // SIXTEENTHS_PER_BAR + 1}"
-    return cut, f"metre {num[i]}/{den[i]} at {where}" if times[i] % (4 * tpq) == 0 else \
-        f"time signature off the 4/4 bar grid at {where}"
+    return cut, (f"metre {num[i]}/{den[i]} at {where}" if times[i] % (4 * tpq) == 0 else
+                 f"time signature off the 4/4 bar grid at {where}"), shift
 
 
 def song_to_score(song: Song, tempo_bpm: float = 120.0, programs: dict[int, int] | None = None):

@@ -67,6 +67,7 @@ class TrainConfig:
     ckpt_every: int = 50
     log_every: int = 10
     seed: int = 0
+    init_from: str = ""  # a checkpoint whose weights a new run starts from ("" = random)
 
     def model_config(self) -> CMTConfig:
         if self.model not in CONFIGS:
@@ -270,6 +271,17 @@ def dataset_stats(ds: SongSource) -> corpus_stats.CorpusStats:
     return corpus_stats.measure(songs, source=str(root or ""))
 
 
+def initial_weights(path: Path, mc: CMTConfig) -> dict[str, Tensor]:
+    """The weights of a checkpoint (e.g. the shipped model.pt) to start a new run from: the
+    optimiser state does not travel between machines, the weights do. Its model config must be
+    the run's."""
+    src, meta = load_checkpoint(path)
+    if meta["config"] != mc:
+        raise VbgmError(f"{path}: its model config ({meta['config']}) is not this run's ({mc}); "
+                        "pass the matching --config")
+    return src.state_dict()
+
+
 def _gather_rng(d: Dist) -> list[Tensor]:
     state = torch.get_rng_state()
     if d.world == 1:
@@ -319,6 +331,8 @@ def train(ds: SongSource, run_dir: str | Path, tc: TrainConfig | None = None,
     cmt = CMT(mc)
     if resume:
         cmt.load_state_dict(resumed.state_dict())
+    elif tc.init_from:
+        cmt.load_state_dict(initial_weights(Path(tc.init_from), mc))
     cmt.to(d.device).train()
     net: nn.Module = _WithLoss(cmt)
     if d.world > 1:

@@ -17,6 +17,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="model size (tiny: smoke runs only)")
     p.add_argument("--steps", type=int, help="total optimiser steps (default 1500)")
     p.add_argument("--resume", action="store_true", help="continue the run in the run folder")
+    p.add_argument("--init-from", metavar="MODEL.pt",
+                   help="start a new run from these weights (e.g. the shipped model, to train "
+                        "it further on another machine: a fresh optimiser and schedule)")
     p.add_argument("--stop-after", type=int, help="end this invocation after this many steps")
     p.add_argument("--batch-size", type=int, help="windows per batch and process (default 8)")
     p.add_argument("--seq-len", type=int, help="window length in tokens (default 512)")
@@ -47,6 +50,15 @@ def run(args: argparse.Namespace) -> int:
     from vbgm.train import TrainConfig, train
 
     given = {k: getattr(args, a) for a, k in _OPTIONS.items() if getattr(args, a) is not None}
+    if args.init_from:
+        if args.resume:
+            raise VbgmError(f"{args.output}: --init-from starts a new run; --resume continues "
+                            "one (choose one)")
+        from pathlib import Path
+
+        if not Path(args.init_from).is_file():
+            raise VbgmError(f"{args.init_from}: no such checkpoint file")
+        given["init_from"] = str(Path(args.init_from).resolve())
     if args.resume and (given or args.ablate_controls):
         raise VbgmError(f"{args.output}: --resume continues the stored settings; only --steps "
                         f"and --stop-after may change (got {sorted(given)})")
