@@ -114,6 +114,29 @@ def test_cli_refuses_to_overwrite_or_resume_nothing(dataset_dir, tmp_path, capsy
     assert "not a vbgm dataset" in capsys.readouterr().err
 
 
+def test_init_from_starts_a_new_run_from_shipped_weights(dataset_dir, tmp_path, capsys):
+    """A later session continues training from committed weights (no optimiser state)."""
+    ds = Dataset.load(dataset_dir)
+    train(ds, tmp_path / "first", TC, progress=False)
+    start = tmp_path / "first" / "model.pt"  # half precision, as shipped
+    args = ["train", str(dataset_dir), "-o", str(tmp_path / "next"), "--config", "tiny",
+            "--steps", "2", "--batch-size", "2", "--seq-len", "32", "--eval-every", "1",
+            "--lr", "0", "--warmup", "1", "--no-progress", "--init-from", str(start)]
+    assert main(args) == 0
+    # With lr 0 the weights stay those of the start: it really started from them.
+    got, want = _weights(tmp_path / "next" / "last.pt"), _weights(start)
+    assert all(torch.allclose(got[k], want[k]) for k in want)
+    extra = load_checkpoint(tmp_path / "next" / "last.pt")[1]["extra"]
+    assert extra["train"]["init_from"] == str(start.resolve())
+    # A model of another size, or --init-from with --resume, is refused in one line.
+    capsys.readouterr()
+    assert main(["train", str(dataset_dir), "-o", str(tmp_path / "x"), "--config", "small",
+                 "--init-from", str(start)]) == 2
+    assert "model config" in capsys.readouterr().err
+    assert main([*args, "--resume"]) == 2
+    assert "choose one" in capsys.readouterr().err
+
+
 SCRIPT = """
 import sys, torch
 from vbgm.dataset import Dataset
