@@ -59,6 +59,7 @@ def test_prepare_skips_exactly_the_broken_files_and_is_repeatable(mixed, tmp_pat
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "9 MIDI files -> 5 songs" in printed and "not-4/4" in printed
+    assert "licences: MIT 2, Artistic License 1, CC-BY-4.0 1, unknown 1\n" in printed
 
     report = json.loads((out / "report.json").read_text())
     skipped = {s["source"]: s["reason"] for s in report["skipped"]}
@@ -66,6 +67,7 @@ def test_prepare_skips_exactly_the_broken_files_and_is_repeatable(mixed, tmp_pat
                        "corpus/broken/not_midi.mid": "unreadable",
                        "corpus/broken/truncated.mid": "unreadable",
                        "corpus/broken/waltz.mid": "not-4/4"}
+    assert report["licences"] == {"MIT": 2, "Artistic License": 1, "CC-BY-4.0": 1, "unknown": 1}
     messages = {s["source"]: s["message"] for s in report["skipped"]}
     assert "truncated" in messages["corpus/broken/truncated.mid"]
     assert "3/4" in messages["corpus/broken/waltz.mid"]

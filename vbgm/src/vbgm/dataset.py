@@ -2,9 +2,11 @@
 
 Layout of DATASET_DIR:
 - `index.json`: {"format": "vbgm-dataset", "version": 1, "config": {...}, "songs": [{"id",
-  "source", "genre", "instruments", "bars", "n_sixteenths", "tokens", "offset", "split"}]}
+  "source", "genre", "instruments", "bars", "n_sixteenths", "tokens", "offset", "split",
+  "licence", "composer", "key", "key_clarity"}]}
 - `tokens.npy`: int32 (sum of tokens, 9), every song's rows (EOS included) in index order;
-- `report.json`: files seen, kept, skipped (each with its reason), songs cut at a metre change;
+- `report.json`: files seen, kept, skipped (each with its reason), songs cut at a metre change,
+  songs per licence;
 - `stats.json`: `vbgm.corpus_stats` of the train split (registers, chord sizes, drum kit), which
   `vbgm train` stores in its checkpoints for the sampler.
 
@@ -13,6 +15,12 @@ Layout of DATASET_DIR:
 90 % train, 5 % valid, 5 % test, the same on every run and machine. The whole folder is built
 next to the target and renamed into place, so a crash never leaves a half-written dataset and a
 re-run over the same inputs gives byte-identical files.
+
+`licence` is the licence of the song's source folder (`DATA_SOURCES`, "unknown" for other
+folders), or the file's own where an `AUTHORS.md` beside it names it (EasyRPG's per-file credits,
+which also give the `composer`). `key` (0..23, `vbgm.harmony` numbering; -1 when the song has no
+pitched note) and `key_clarity` come from the duration-weighted pitch-class histogram of the
+song's non-drum notes. Indexes written before these fields existed load with their defaults.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import csv
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -30,13 +39,15 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from vbgm import corpus_stats
 from vbgm.errors import VbgmError
+from vbgm.harmony import detect_key
 from vbgm.midi import UNREADABLE, QuantizeConfig, SkipSong, load_song
-from vbgm.song import GENRE_IDS, GENRES
+from vbgm.song import DURATION, GENRE_IDS, GENRES, INSTRUMENT, INSTRUMENT_IDS, PITCH, Song
 from vbgm.tokens import decode, encode, init_tokens
 from vbgm.vocab import N_FIELDS
 
@@ -44,6 +55,40 @@ FORMAT, VERSION = "vbgm-dataset", 1
 SPLITS = ("train", "valid", "test")
 TOO_MANY_TOKENS = "too-many-tokens"
 MIDI_SUFFIXES = (".mid", ".midi")
+UNKNOWN_LICENCE = "unknown"
+AUTHORS_FILE = "AUTHORS.md"
+NO_KEY = -1
+
+
+class DataSource(NamedTuple):
+    """A known corpus folder: its licence, a display name and where it comes from."""
+
+    licence: str
+    name: str
+    origin: str
+
+
+# Folder names as in ../shared/data/SOURCES.md; a song belongs to the deepest folder of its
+# `source` path found here.
+DATA_SOURCES: dict[str, DataSource] = {
+    "pop909": DataSource("MIT", "POP909", "github.com/music-x-lab/POP909-Dataset"),
+    "freedoom": DataSource("BSD-3-Clause", "Freedoom music",
+                           "github.com/freedoom/freedoom musics/ (composers in CREDITS-MUSIC)"),
+    "simutrans": DataSource("Artistic License", "Simutrans music",
+                            "github.com/aburch/simutrans simutrans/music/, © The Simutrans Team"),
+    "groove": DataSource("CC-BY-4.0", "Groove MIDI Dataset v1.0.0 (Magenta)",
+                         "magenta.tensorflow.org/datasets/groove, via "
+                         "github.com/zharry29/drums-with-llm"),
+    "lmd_samples": DataSource("MIT / CC-BY-4.0", "Lakh-style MIDI samples",
+                              "github.com/Natooz/MidiTok test files (Lakh MIDI Dataset kind)"),
+    "easyrpg": DataSource("CC-BY-4.0", "EasyRPG RTP music",
+                          "github.com/EasyRPG/RTP (per-file credits in AUTHORS.md)"),
+    "crystal_picnic": DataSource("zlib", "Crystal Picnic music",
+                                 "github.com/Cloudxtreme/crystal-picnic, © 2015 Nooskewl"),
+}
+
+# Licence tags of AUTHORS.md ("[CC-BY]", "[cc0]") -> the licence names the index stores.
+AUTHOR_LICENCE_TAGS = {"cc-by": "CC-BY-4.0", "cc0": "CC0-1.0"}
 
 
 @dataclass
@@ -75,6 +120,10 @@ class SongEntry:
     tokens: int
     offset: int
     split: str
+    licence: str = UNKNOWN_LICENCE
+    composer: str = ""
+    key: int = NO_KEY
+    key_clarity: float = 0.0
 
 
 @dataclass
@@ -88,6 +137,7 @@ class PrepareReport:
     cut: list[tuple[str, str]]
     token_counts: list[int]
     seconds: float
+    licences: dict[str, int] = field(default_factory=dict)
 
     @property
     def skipped_by_reason(self) -> dict[str, int]:
@@ -104,6 +154,9 @@ class PrepareReport:
                  f"({self.seconds:.1f} s, {self.files_per_second:.0f} files/s)",
                  f"tokens per song: mean {t.mean():.0f}, median {np.median(t):.0f}, "
                  f"max {t.max()}; {len(self.cut)} songs cut at a metre change"]
+        if self.licences:
+            lines.append("licences: " + ", ".join(f"{name} {n}"
+                                                  for name, n in self.licences.items()))
         for reason, n in self.skipped_by_reason.items():
             lines.append(f"skipped {n:5d}  {reason}")
         return "\n".join(lines)
@@ -179,10 +232,119 @@ def _genre_for(rel: str, source: str, labels: dict[str, int], genres: dict[str, 
     return best[1]
 
 
+# --------------------------------------------------------------------------- licences and credits
+def source_folder(source: str) -> str:
+    """The corpus folder a song's `source` belongs to: the deepest of its folders that
+    DATA_SOURCES knows, else its first folder ("" for a bare file name)."""
+    folders = source.split("/")[:-1]
+    known = [f for f in folders if f in DATA_SOURCES]
+    return known[-1] if known else folders[0] if folders else ""
+
+
+def folder_licence(source: str) -> str:
+    """The licence of a song's source folder, UNKNOWN_LICENCE for a folder not in DATA_SOURCES."""
+    found = DATA_SOURCES.get(source_folder(source))
+    return found.licence if found else UNKNOWN_LICENCE
+
+
+class Credit(NamedTuple):
+    """One file's entry in an AUTHORS.md: who made it and under which licence."""
+
+    composer: str
+    licence: str
+
+
+_AUTHORS_ROW = re.compile(r"`([^`]+)`\s*\|[^|]*\|([^|]*)\|")
+_AUTHOR = re.compile(r"^\s*(.+?)\s*\[([^\]]+)\]")
+
+
+def _licence_of_tag(tag: str) -> str:
+    return AUTHOR_LICENCE_TAGS.get(tag.strip().lower(), tag.strip())
+
+
+def parse_authors(text: str) -> dict[str, Credit]:
+    """File name -> Credit from an EasyRPG-style AUTHORS.md table.
+
+    Rows read "`NAME.mid` | year | Author [LICENCE], <br/>Author2 [LICENCE] (note) | URL".
+    Several authors are joined with ", " and distinct licences with " AND ". A bare name that
+    another row gives with a romanisation ("魔王魂" beside "魔王魂(Maoudamashii)") takes the
+    fuller form, so each composer is credited under one name.
+    """
+    rows: dict[str, list[tuple[str, str]]] = {}
+    for line in text.splitlines():
+        m = _AUTHORS_ROW.search(line)
+        if not m:
+            continue
+        authors = [a for part in m.group(2).split("<br/>") if (a := _AUTHOR.match(part))]
+        if authors:
+            rows[m.group(1).strip()] = [(a.group(1).rstrip(","), _licence_of_tag(a.group(2)))
+                                        for a in authors]
+    fuller = {n.split("(")[0].strip(): n for people in rows.values() for n, _ in people
+              if "(" in n}
+    credits = {}
+    for name, people in rows.items():
+        composers = dict.fromkeys(fuller.get(n, n) for n, _ in people)
+        licences = dict.fromkeys(lic for _, lic in people)
+        credits[name] = Credit(", ".join(composers), " AND ".join(licences))
+    return credits
+
+
+def _credit_for(path: Path, source: str, authors: dict[Path, dict[str, Credit]]) -> Credit:
+    """A song's Credit: from an AUTHORS.md beside the file when it names the file, else the
+    folder's licence and no composer. `authors` caches parsed AUTHORS.md files per folder."""
+    folder = path.parent
+    if folder not in authors:
+        try:
+            authors[folder] = parse_authors((folder / AUTHORS_FILE).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError):
+            authors[folder] = {}
+    return authors[folder].get(path.name, Credit("", folder_licence(source)))
+
+
+def credits(dataset: Dataset) -> str:
+    """Markdown: the data sources of a prepared dataset with their licences and song counts,
+    then the composers named per file (EasyRPG's AUTHORS.md) with how many songs each."""
+    by_folder: dict[str, list[SongEntry]] = {}
+    for s in dataset.songs:
+        by_folder.setdefault(source_folder(s.source), []).append(s)
+    lines = [f"{len(dataset.songs):,} songs from these sources (folder, songs kept, licence):", "",
+             "| Source | Folder | Songs | Licence | Origin |", "|---|---|---:|---|---|"]
+    for folder in sorted(by_folder, key=lambda f: (-len(by_folder[f]), f)):
+        songs = by_folder[folder]
+        known = DATA_SOURCES.get(folder)
+        licences = Counter(s.licence for s in songs)
+        licence = ", ".join(f"{lic} ({n})" if len(licences) > 1 else lic
+                            for lic, n in sorted(licences.items(), key=lambda x: (-x[1], x[0])))
+        lines.append(f"| {known.name if known else folder} | `{folder}/` | {len(songs):,} | "
+                     f"{licence} | {known.origin if known else ''} |")
+    for folder, songs in sorted(by_folder.items()):
+        named = Counter((s.composer, s.licence) for s in songs if s.composer)
+        if not named:
+            continue
+        name = DATA_SOURCES[folder].name if folder in DATA_SOURCES else folder
+        lines += ["", f"{name}: composers (songs kept, licence):", "",
+                  "| Composer | Songs | Licence |", "|---|---:|---|"]
+        lines += [f"| {c} | {n} | {lic} |"
+                  for (c, lic), n in sorted(named.items(), key=lambda x: (-x[1], x[0]))]
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------------------------- keys
+def song_key(song: Song) -> tuple[int, float]:
+    """(key 0..23, clarity) of a song from the duration-weighted pitch-class histogram of its
+    non-drum notes (Krumhansl–Kessler, `vbgm.harmony.detect_key`); (NO_KEY, 0.0) without any."""
+    pitched = song.notes[song.notes[:, INSTRUMENT] != INSTRUMENT_IDS["drums"]]
+    if len(pitched) == 0:
+        return NO_KEY, 0.0
+    hist = np.bincount(pitched[:, PITCH] % 12, weights=pitched[:, DURATION], minlength=12)
+    key, clarity = detect_key(hist)
+    return key, round(clarity, 4)
+
+
 # ---------------------------------------------------------------------------- the work per file
 def _work(path: str, config: PrepareConfig) -> tuple:
-    """Read and tokenise one file: ("ok", tokens, instruments, n_sixteenths, note) or
-    ("skip", reason, message)."""
+    """Read and tokenise one file: ("ok", tokens, instruments, n_sixteenths, note, key,
+    key_clarity) or ("skip", reason, message)."""
     try:
         song, note = load_song(path, config.quantize)
     except SkipSong as exc:
@@ -192,7 +354,7 @@ def _work(path: str, config: PrepareConfig) -> tuple:
     tokens = encode(song)
     if len(tokens) > config.max_tokens:
         return "skip", TOO_MANY_TOKENS, f"{path}: {len(tokens)} tokens, over {config.max_tokens}"
-    return "ok", tokens, song.instruments, song.n_sixteenths, note
+    return "ok", tokens, song.instruments, song.n_sixteenths, note, *song_key(song)
 
 
 def _call_chunk(fn: Callable, items: list, *args) -> list:
@@ -269,18 +431,21 @@ def prepare(midi_dirs: list[str | os.PathLike[str]], out_dir: str | os.PathLike[
 
     songs, arrays, skipped, cut = [], [], [], []
     offset = 0
+    authors: dict[Path, dict[str, Credit]] = {}
     for (root, rel), r in zip(files, results, strict=True):
         source = f"{root.name}/{rel}"
         if r[0] == "skip":
             skipped.append((source, r[1], r[2]))
             continue
-        _, tokens, instruments, n16, note = r
+        _, tokens, instruments, n16, note, key, clarity = r
         if note:
             cut.append((source, note))
+        credit = _credit_for(root / rel, source, authors)
         songs.append(SongEntry(
             id=len(songs), source=source, genre=_genre_for(rel, source, labels, config.genres),
             instruments=tuple(instruments), bars=-(-n16 // 16), n_sixteenths=n16,
-            tokens=len(tokens), offset=offset, split=split_of(rel, config.split_percent)))
+            tokens=len(tokens), offset=offset, split=split_of(rel, config.split_percent),
+            licence=credit.licence, composer=credit.composer, key=key, key_clarity=clarity))
         arrays.append(tokens)
         offset += len(tokens)
 
@@ -288,11 +453,14 @@ def prepare(midi_dirs: list[str | os.PathLike[str]], out_dir: str | os.PathLike[
     index = {"format": FORMAT, "version": VERSION,
              "config": {**asdict(config), "midi_dirs": [str(Path(d).resolve()) for d in midi_dirs]},
              "songs": [asdict(s) for s in songs]}
+    licences = dict(sorted(Counter(s.licence for s in songs).items(),
+                           key=lambda x: (-x[1], x[0])))
     report = PrepareReport(out, len(files), len(songs), skipped, cut,
-                           [s.tokens for s in songs], 0.0)
+                           [s.tokens for s in songs], 0.0, licences)
     report_json = {"files": report.files, "kept": report.kept,
                    "skipped_by_reason": report.skipped_by_reason,
                    "splits": dict(Counter(s.split for s in songs)),
+                   "licences": licences,
                    "skipped": [{"source": s, "reason": r, "message": m} for s, r, m in skipped],
                    "cut_at_metre_change": [{"source": s, "note": n} for s, n in cut]}
     # Measured on the decoded rows (what the model learns from), train split only.

@@ -101,8 +101,9 @@ def degree_of(key: int, pitch_class: int) -> int | None:
 
 
 def chord_for(key: int, pitch_classes: list[int]) -> tuple[int, int, int]:
-    """The diatonic triad that best explains the first notes of a bar: the one holding most of
-    them, ties broken by the lowest note as root, then by the common degrees I, V, IV, vi."""
+    """The diatonic triad that best explains some pitch classes (the sampler gives a bar's first
+    pitched note): the one holding most of them, ties broken by the first as root, then by the
+    common degrees I, V, IV, vi."""
     order = (0, 4, 3, 5, 1, 2, 6)
     best, best_score = diatonic_triad(key, 0), -1.0
     low = pitch_classes[0] if pitch_classes else None

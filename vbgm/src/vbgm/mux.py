@@ -3,13 +3,19 @@
 The video stream is copied packet for packet when the output container can hold its codec (no
 quality loss, fast); otherwise it is re-encoded to H.264. The music becomes an AAC stream that
 lasts exactly as long as the video (trimmed with a short fade, or padded with silence). With
-`keep_audio` the original sound is decoded, resampled and mixed under the music.
+`keep_audio` the original sound is decoded, resampled and mixed under the music; when it cannot
+be decoded (a damaged packet, an unknown codec) the music goes on alone, with a one-line warning.
+
+Errors name the file at fault: "cannot write OUT: no space left on device" for the output,
+"IN: cannot read this video (...)" for the input.
 """
 
 from __future__ import annotations
 
+import errno
 import os
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -18,11 +24,11 @@ import av
 import numpy as np
 
 from vbgm.atomic import atomic_path
-from vbgm.errors import VbgmError
+from vbgm.errors import VbgmError, WriteError, reason
+from vbgm.formats import CONTAINERS
 from vbgm.render import db_to_gain, fade, limit_peaks
 
-# Output containers by file suffix, and the video codecs each can take by stream copy.
-CONTAINERS: dict[str, str] = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
+# The video codecs each output container (vbgm.formats.CONTAINERS) can take by stream copy.
 COPYABLE: dict[str, frozenset[str]] = {
     "mp4": frozenset({"h264", "hevc", "mpeg4", "av1", "vp9"}),
     "mov": frozenset({"h264", "hevc", "mpeg4", "mjpeg", "prores"}),
@@ -32,6 +38,15 @@ AAC_FRAME = 1024  # samples per AAC frame
 AAC_RATES = frozenset({8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200,
                        96000})
 TRIM_FADE_S = 0.05  # fade-out applied where the music is cut at the video's end
+# Errors that can only come from writing the output (whatever the call that raised them).
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
+
+
+class _AudioUnreadable(Exception):
+    """The input's own sound failed to decode (`keep_audio`): the music is muxed without it."""
+
+    def __init__(self, time_s: float, cause: BaseException) -> None:
+        super().__init__(f"at {time_s:.1f} s: {reason(cause)}")
 
 
 @dataclass
@@ -109,19 +124,51 @@ def _scan(container: av.container.InputContainer, video: av.VideoStream,
             start = packet.pts if start is None else min(start, packet.pts)
             end = packet.pts + duration if end is None else max(end, packet.pts + duration)
             continue
-        for frame in packet.decode():
-            if not chunks and frame.pts is not None:
-                audio_start = float(frame.pts * frame.time_base)
-            for out in resampler.resample(frame):
-                chunks.append(out.to_ndarray().reshape(-1, 2))
+        try:
+            for frame in packet.decode():
+                if not chunks and frame.pts is not None:
+                    audio_start = float(frame.pts * frame.time_base)
+                for out in resampler.resample(frame):
+                    chunks.append(out.to_ndarray().reshape(-1, 2))
+        except (av.error.FFmpegError, ValueError) as exc:
+            at = packet.pts * packet.time_base if packet.pts is not None else 0
+            raise _AudioUnreadable(float(at), exc) from exc
     if audio is not None:
-        chunks.extend(out.to_ndarray().reshape(-1, 2) for out in resampler.resample(None))
+        try:
+            chunks.extend(out.to_ndarray().reshape(-1, 2) for out in resampler.resample(None))
+        except (av.error.FFmpegError, ValueError) as exc:
+            raise _AudioUnreadable(float(end * tb) if end is not None else 0.0, exc) from exc
     if start is None:
         raise ValueError("no video frames")
     timing = _VideoTiming(start_s=float(start * tb), duration_s=float((end - start) * tb),
                           codec=video.codec_context.name, rate=Fraction(rate))
     original = np.concatenate(chunks).astype(np.float32) if chunks else None
     return timing, original, audio_start
+
+
+def _scan_file(path: Path, keep_audio: bool, sample_rate: int
+               ) -> tuple[_VideoTiming, np.ndarray | None, float]:
+    """`_scan` of the file at `path` (its first audio stream only with `keep_audio`)."""
+    with av.open(str(path)) as src:
+        if not src.streams.video:
+            raise VbgmError(f"{path}: has no video stream")
+        ain = src.streams.audio[0] if keep_audio and src.streams.audio else None
+        return _scan(src, src.streams.video[0], ain, sample_rate)
+
+
+def _is_write_error(exc: BaseException, out_path: Path) -> bool:
+    """Whether `exc` (raised while muxing) is a failure to write the output."""
+    if not isinstance(exc, OSError):
+        return False
+    name = getattr(exc, "filename", None)
+    if name is not None and Path(os.fsdecode(name)).parent.resolve() == out_path.parent.resolve():
+        return Path(os.fsdecode(name)).name.startswith((".", out_path.name))
+    return exc.errno in WRITE_ERRNOS
+
+
+def _warn(message: str) -> None:
+    """Default `warn` of mux(): one line on stderr."""
+    print(f"vbgm: warning: {message}", file=sys.stderr)
 
 
 def _audio_frames(audio: np.ndarray, sample_rate: int, pts0: int) -> Iterator[av.AudioFrame]:
@@ -151,14 +198,15 @@ def _open_video_stream(out: av.container.OutputContainer, src: av.VideoStream, c
 def mux(video_in: str | os.PathLike[str], audio: np.ndarray, sample_rate: int,
         out_path: str | os.PathLike[str], keep_audio: bool = False,
         music_gain_db: float | None = None, original_gain_db: float | None = None,
-        config: MuxConfig | None = None) -> MuxResult:
+        config: MuxConfig | None = None, warn: Callable[[str], None] = _warn) -> MuxResult:
     """Write `out_path`: the video of `video_in` with `audio` ((n, 2) or (n,) float, at
     `sample_rate`) as its sound track, trimmed or padded to the video's duration.
 
     keep_audio mixes the input's own sound (at original_gain_db) under the music (at
     music_gain_db); the mix is peak-limited so it cannot clip. The output suffix picks the
     container (.mp4, .m4v, .mov, .mkv). Never overwrites the input; on failure an existing
-    output is left untouched.
+    output is left untouched. When the original sound cannot be decoded, `warn` gets one line
+    and the music is muxed alone.
     """
     cfg = config or MuxConfig()
     music_gain_db = cfg.music_gain_db if music_gain_db is None else music_gain_db
@@ -182,18 +230,21 @@ def mux(video_in: str | os.PathLike[str], audio: np.ndarray, sample_rate: int,
         raise VbgmError(f"{out_path}: bad music for {src_path}: {exc}") from exc
 
     try:
-        with av.open(str(src_path)) as src:
-            if not src.streams.video:
-                raise VbgmError(f"{src_path}: has no video stream")
-            ain = src.streams.audio[0] if keep_audio and src.streams.audio else None
-            timing, original, original_start = _scan(src, src.streams.video[0], ain, sample_rate)
+        try:
+            timing, original, original_start = _scan_file(src_path, keep_audio, sample_rate)
+        except _AudioUnreadable as exc:
+            warn(f"{src_path}: its own sound cannot be decoded ({exc}); the music is muxed "
+                 f"without it")
+            timing, original, original_start = _scan_file(src_path, False, sample_rate)
         with av.open(str(src_path)) as src:
             return _write(src, music, original, original_start, timing, sample_rate, out_path, fmt,
                           db_to_gain(original_gain_db), cfg)
     except VbgmError:
         raise
     except (av.error.FFmpegError, OSError, ValueError) as exc:
-        raise VbgmError(f"{src_path}: cannot mux onto this video ({exc})") from exc
+        if _is_write_error(exc, out_path):
+            raise WriteError(out_path, reason(exc)) from exc
+        raise VbgmError(f"{src_path}: cannot read this video ({reason(exc)})") from exc
 
 
 def _write(src: av.container.InputContainer, music: np.ndarray, original: np.ndarray | None,

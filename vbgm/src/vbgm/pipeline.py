@@ -110,8 +110,14 @@ def compose(model: CMT, controls: Controls, tempo_bpm: float, request: Request =
     stats: the model's corpus statistics (`load_stats`; None = the shipped ones).
     """
     t0 = time.perf_counter()
-    gens = generate(model, controls, request, config, candidates=candidates, seed=seed,
-                    progress=progress, stats=stats)
+    try:
+        gens = generate(model, controls, request, config, candidates=candidates, seed=seed,
+                        progress=progress, stats=stats)
+    except RuntimeError as exc:  # torch.multinomial on NaN/inf: weights that load_checkpoint
+        if "probability tensor" not in str(exc):  # could not tell were damaged
+            raise
+        raise VbgmError("the model gave invalid probabilities (NaN or infinite): its "
+                        "checkpoint is probably damaged") from exc
     song = fade_velocities(gens[0].song, fade)
     return Music(song=song, tempo_bpm=tempo_bpm, candidates=gens,
                  timings={"generate": time.perf_counter() - t0})
@@ -143,77 +149,73 @@ class Outputs:
 
 def check_outputs(inputs: list[Path], outputs: list[Outputs], force: bool) -> None:
     """Refuse, before any work, outputs that are inputs, repeat, or exist (unless `force`)."""
-    ins = {p.resolve() for p in inputs}
-    seen: set[Path] = set()
-    for out in outputs:
-        for p in out.paths():
-            r = p.resolve()
-            if r in ins or any(p.exists() and os.path.samefile(p, i) for i in inputs):
-                raise VbgmError(f"{p}: refusing to overwrite an input file")
-            if r in seen:
-                raise VbgmError(f"{p}: the same output is asked for twice")
-            seen.add(r)
-            if p.exists() and not force:
-                raise VbgmError(f"{p}: already exists (use --force to overwrite)")
+    from vbgm.transaction import check_targets
+
+    check_targets(inputs, [p for out in outputs for p in out.paths()], force)
 
 
 def score_video(video: Path, out: Outputs, model: CMT, request: Request = Request(),
                 config: SamplingConfig = SamplingConfig(), tempo: float | None = None,
                 candidates: int = 1, seed: int = 0, keep_audio: bool = False,
                 backend: str = "auto", progress: bool = False, log=print,
-                stats: CorpusStats | None = None) -> Music:
-    """Analyse `video`, compose music for it, write MIDI / WAV / plot and the muxed video.
+                stats: CorpusStats | None = None, force: bool = True, warn=None) -> Music:
+    """Analyse `video`, compose music for it, write MIDI / WAV / plot / JSON and the muxed video.
 
     stats: the model's corpus statistics (`load_stats`; None = the shipped ones).
+    force: replace existing outputs (else VbgmError "already exists", checked again at write time).
+    warn: where one-line warnings go (None: stderr).
 
-    Every file is written atomically, so a failure leaves no half-written output.
+    The outputs are one transaction (`vbgm.transaction`): the destination is checked (writable,
+    room) before the analysis, and the files appear together only when all were written; any
+    failure, Ctrl-C or SIGTERM leaves none of them (and no temporary) behind.
     """
     from vbgm.midi import song_to_score
     from vbgm.mux import mux
     from vbgm.render import render_midi, write_wav
+    from vbgm.transaction import Transaction, room_for
     from vbgm.video import analyze
 
+    check_outputs([video], [out], force=True)  # never the input, whatever `force` says
     timings: dict[str, float] = {}
-    t = time.perf_counter()
-    analysis = analyze(video, tempo=tempo, progress=progress)
-    timings["analyze"] = time.perf_counter() - t
-    log(f"  analysed: {analysis.duration_s:.1f} s at {analysis.tempo_bpm:g} bpm, "
-        f"{len(analysis.bars)} bars, {len(analysis.beats)} visual beats "
-        f"({len(analysis.cuts)} cuts) [{timings['analyze']:.1f} s]")
-    controls = Controls.from_analysis(analysis)
-    music = compose(model, controls, analysis.tempo_bpm, request, config, candidates, seed,
-                    progress=progress, stats=stats)
-    timings.update(music.timings)
-    best = music.candidates[0]
-    key = "" if best.key is None else f" in {key_name(best.key)}"
-    log(f"  generated: {len(best.tokens)} tokens, {len(music.song.notes)} notes{key}, "
-        f"{len(best.sections)} section(s) from bar" + ("s " if len(best.sections) > 1 else " ")
-        + ", ".join(map(str, best.sections))
-        + (f" (best of {candidates}: " + ", ".join(f"{g.score:.2f}" for g in music.candidates)
-           + ")" if candidates > 1 else "") + f" [{timings['generate']:.1f} s]")
-    log(f"  {describe_fit(music.song, controls)}")
-    t = time.perf_counter()
-    score = song_to_score(music.song, analysis.tempo_bpm)
-    if out.midi:
-        from vbgm.atomic import atomic_path
+    with Transaction(out.paths(), force=force, need_bytes=room_for([video])) as tx:
+        t = time.perf_counter()
+        analysis = analyze(video, tempo=tempo, progress=progress)
+        timings["analyze"] = time.perf_counter() - t
+        log(f"  analysed: {analysis.duration_s:.1f} s at {analysis.tempo_bpm:g} bpm, "
+            f"{len(analysis.bars)} bars, {len(analysis.beats)} visual beats "
+            f"({len(analysis.cuts)} cuts) [{timings['analyze']:.1f} s]")
+        controls = Controls.from_analysis(analysis)
+        music = compose(model, controls, analysis.tempo_bpm, request, config, candidates, seed,
+                        progress=progress, stats=stats)
+        timings.update(music.timings)
+        best = music.candidates[0]
+        key = "" if best.key is None else f" in {key_name(best.key)}"
+        log(f"  generated: {len(best.tokens)} tokens, {len(music.song.notes)} notes{key}, "
+            f"{len(best.sections)} section(s) from bar"
+            + ("s " if len(best.sections) > 1 else " ") + ", ".join(map(str, best.sections))
+            + (f" (best of {candidates}: " + ", ".join(f"{g.score:.2f}" for g in music.candidates)
+               + ")" if candidates > 1 else "") + f" [{timings['generate']:.1f} s]")
+        log(f"  {describe_fit(music.song, controls)}")
+        t = time.perf_counter()
+        score = song_to_score(music.song, analysis.tempo_bpm)
+        if out.midi:  # bytes written here: symusic's dump_midi ignores a full disk
+            tx.path(out.midi).write_bytes(score.dumps_midi())
+        audio = render_midi(score, 44100, backend=backend)
+        timings["render"] = time.perf_counter() - t
+        if out.wav:
+            write_wav(tx.path(out.wav), audio, 44100)
+        t = time.perf_counter()
+        mux(video, audio, 44100, tx.path(out.video), keep_audio=keep_audio,
+            **({"warn": warn} if warn else {}))
+        timings["mux"] = time.perf_counter() - t
+        log(f"  rendered + muxed [{timings['render']:.1f} s + {timings['mux']:.1f} s]")
+        if out.analysis:
+            tx.path(out.analysis).write_text(analysis.to_json() + "\n", encoding="utf-8")
+        if out.plot:
+            from vbgm.plot import plot_analysis
 
-        with atomic_path(out.midi) as tmp:
-            score.dump_midi(str(tmp))
-    audio = render_midi(score, 44100, backend=backend)
-    timings["render"] = time.perf_counter() - t
-    if out.wav:
-        write_wav(out.wav, audio, 44100)
-    t = time.perf_counter()
-    mux(video, audio, 44100, out.video, keep_audio=keep_audio)
-    timings["mux"] = time.perf_counter() - t
-    log(f"  rendered + muxed [{timings['render']:.1f} s + {timings['mux']:.1f} s]")
-    if out.analysis:
-        from vbgm.atomic import write_text_atomic
-
-        write_text_atomic(out.analysis, analysis.to_json() + "\n")
-    if out.plot:
-        from vbgm.plot import plot_analysis
-
-        plot_analysis(analysis, out.plot, notes=music.song.notes, sections=best.sections)
+            plot_analysis(analysis, tx.path(out.plot), notes=music.song.notes,
+                          sections=best.sections)
+        tx.commit()
     music.timings = timings
     return music

@@ -5,16 +5,17 @@ sections and which bars re-play earlier ones) and a `State` (where it is: bar, s
 chord, what each bar played). Two functions drive it:
 
 - `allowed(state, plan) -> masks`: boolean masks per sampled field, composed from small rules,
-  each its own function: `grammar` (a well-formed, forward-moving song that ends on time and
-  honours the bar densities), `beat_coverage` (no quarter note without an onset), `register`
-  (each instrument inside its measured pitch range; drums on the corpus's GM kit), `polyphony`
-  (no more notes at once than the corpus's instruments play), `accent` (a visual beat on drums
-  is kick + crash, not a pile of kit pieces), `forced_chord` (notes forced by a visual beat are
-  chord tones) and `no_clusters` (no semitone, tritone or major seventh inside one chord).
-- `pitch_bias(state, plan) -> additive logits`: the harmony rule, a soft pull towards the key's
-  scale and, on beats, the bar's chord.
+  each its own function: `grammar` (a well-formed, forward-moving song that ends on time) with
+  `new_slots` (where the next onset may go: the bar's density, its visual beats, its groove),
+  `beat_coverage` (an onset on every beat), `register` (each instrument inside its measured pitch
+  range; drums on the corpus's GM kit), `polyphony` (no more notes at once than the corpus's
+  instruments play), `accent` (a visual beat on drums is kick + crash, not a pile of kit
+  pieces), `forced_chord` (notes forced by a visual beat are chord tones) and `no_clusters` (no
+  semitone, tritone or major seventh inside one chord).
+- `pitch_bias(state, plan) -> additive logits`: the harmony rule, a soft pull towards the bar's
+  chord (full on its beats, half between them) and, when switched on, the key's scale.
 - `advance(state, plan, sampled) -> row`: accepts a sampled token, or replaces it by a control
-  (a visual beat, a bar density) or by the next row of a re-played bar.
+  (a visual beat, a bar density), a groove hit or the next row of a re-played bar.
 """
 
 from __future__ import annotations
@@ -65,8 +66,9 @@ class Rules:
     chord: strength of the pull towards the bar's chord on its quarter notes (half as strong on
         the other sixteenths, where passing tones belong).
     repeats: bars re-play earlier bars as `structure.plan_repeats` plans (phrases, sections).
-    groove: the drums keep the section's first bar's pattern through each phrase
-        (`structure.plan_groove`), visual beats merged in as accents.
+    groove: the drums keep the pattern (and the bar its rhythm) of the section's first bar
+        through the section, up to each period's fill (`structure.plan_groove`), visual beats
+        merged in as accents.
     density_floor: lowest density class the model may choose for a bar (5 = one onset a beat).
     """
 
@@ -179,10 +181,23 @@ class State:
 
 def make_row(plan: Plan, barbeat: int, typ: int, density: int, pitch: int, duration: int,
              instr: int, strength: int, i: int) -> np.ndarray:
-    """One token row in model column order, with its beat-position class."""
+    """One token row in model column order, with its beat-position class; a note's duration
+    class is clipped so that it ends by the song's end."""
     p = min(100 * i // plan.n + 1, MAX_P_BEAT)
+    if typ == vocab.TYPE_NOTE:
+        duration = min(duration, max(1, min(SIXTEENTHS_PER_BAR, plan.n - i)) + 1)
     return np.array([barbeat, typ, density, pitch, duration, instr, strength, p, i],
                     dtype=np.int64)
+
+
+def rules_instruments(state: State, plan: Plan) -> np.ndarray:
+    """Instrument values (6,) a new group may take: the requested ones, but not the drums in a
+    bar whose drums play the groove."""
+    ins = np.zeros(vocab.N_CLASSES[vocab.INSTR], dtype=bool)
+    ins[list(plan.instruments)] = True
+    if state.bar_has_groove and ins.sum() > 1:
+        ins[DRUMS] = False
+    return ins
 
 
 def time_of(state: State, barbeat: int) -> int:
@@ -192,16 +207,20 @@ def time_of(state: State, barbeat: int) -> int:
     return state.bar * SIXTEENTHS_PER_BAR + barbeat - 1
 
 
-def pending_beat(state: State, plan: Plan) -> int | None:
-    """The sixteenth of the next visual beat still to place, or None. Beats already passed
-    (an earlier slot of their bar was full) are skipped."""
+def next_beat_index(state: State, plan: Plan) -> int:
+    """Index into plan.beats of the next visual beat still to place: beats behind the current
+    slot are passed (the grammar never steps over one; a bar without room can)."""
     here = state.bar * SIXTEENTHS_PER_BAR + state.slot
-    while state.next_beat < len(plan.beats) and not state.forced_left \
-            and plan.beats[state.next_beat, 0] < here:
-        state.next_beat += 1
-    if state.next_beat < len(plan.beats):
-        return int(plan.beats[state.next_beat, 0])
-    return None
+    i = state.next_beat
+    while i < len(plan.beats) and not state.forced_left and plan.beats[i, 0] < here:
+        i += 1
+    return i
+
+
+def pending_beat(state: State, plan: Plan) -> int | None:
+    """The sixteenth of the next visual beat still to place, or None."""
+    i = next_beat_index(state, plan)
+    return int(plan.beats[i, 0]) if i < len(plan.beats) else None
 
 
 # ---------------------------------------------------------------------------------- the rules
@@ -237,44 +256,16 @@ def grammar(state: State, plan: Plan) -> dict[int, np.ndarray]:
     m[vocab.DURATION][:2] = False  # classes 0 and 1 are no length
     m[vocab.DURATION][longest + 2:] = False
     m[vocab.STRENGTH][0] = False
-    ins = np.zeros(vocab.N_CLASSES[vocab.INSTR], dtype=bool)
-    ins[list(plan.instruments)] = True
-    if state.bar_has_groove:
-        ins[DRUMS] = False  # the drums play the groove this bar
+    ins = rules_instruments(state, plan)
     m[vocab.INSTR] = ins
     bb[0] = False
-    last_slot = plan.last_slot(state.bar)
     beat = pending_beat(state, plan)
     beat_slots = pending_beat_slots(state, plan)
-    # The model's own new slots: the bar's plan less the slots its visual beats will take, each
-    # leaving room after it for the own slots and the beats still to come.
     free = state.slots_left - len(beat_slots)
-    slots = np.arange(SIXTEENTHS_PER_BAR)
-    new = (slots > state.slot) & (slots <= last_slot)
-    if not plan.free_plan:
-        beats_after = np.array([sum(b > x for b in beat_slots) for x in slots])
-        new &= (free > 0) & (last_slot - slots >= free - 1 + beats_after)
-    covering = plan.rules.beat_coverage and not plan.free_plan
-    if covering:
-        new &= beat_coverage(state, plan, beat_slots, free)
-    if beat_slots:  # a waiting visual beat is never skipped: slots up to it, then it
-        b = beat_slots[0]
-        # It takes none of the model's own slots: after it, room for all of them still, and
-        # no beat of the bar left behind without an onset.
-        skipped = [q for q in range(4) if state.slot < 4 * q < b and not state.covered[q]]
-        reach = plan.free_plan or (last_slot - b >= free + sum(x > b for x in beat_slots)
-                                   and not (covering and skipped))
-        new[b:] = False
-        new[b] = reach or not new.any()
-    if state.bar_has_groove:  # the groove's rhythm: its slots, one after another
-        new[:] = False
-        upcoming = [g.slot for g in state.groove[:1]] + state.open_slots[:1]
-        if upcoming and min(upcoming) > state.slot:
-            new[min(upcoming)] = True
+    new = new_slots(state, plan, beat_slots, free)
     bb[1:SIXTEENTHS_PER_BAR + 1] = new
-    others = set(np.flatnonzero(ins)) - state.slot_instruments
-    if state.slot >= 0 and others:
-        bb[state.slot + 1] = True  # another instrument on the same slot
+    if state.slot >= 0 and _later_instruments(state, ins):
+        bb[state.slot + 1] = True  # another instrument on the same slot (in id order)
     room = (not plan.free_plan and free > 0 and bool(new.any())) \
         or bool(beat_slots) or bool(state.groove) or bool(state.open_slots)
     bb[vocab.BAR] = state.bar < plan.last_bar and not room
@@ -283,6 +274,43 @@ def grammar(state: State, plan: Plan) -> dict[int, np.ndarray]:
                                and beat is None) or not bb.any()
         typ[vocab.TYPE_METRIC] = bb.any()
     return m
+
+
+def new_slots(state: State, plan: Plan, beat_slots: list[int], free: int) -> np.ndarray:
+    """Slots (16,) the next new onset slot of the bar may take. The model's own slots: the bar's
+    plan less the slots its visual beats will take (`free`), each leaving room after it for the
+    own slots and beats still to come, and (`beat_coverage`) no beat left without an onset; a
+    waiting visual beat is never stepped over. In a groove bar: the groove's next slot only."""
+    last_slot = plan.last_slot(state.bar)
+    slots = np.arange(SIXTEENTHS_PER_BAR)
+    if state.bar_has_groove:
+        upcoming = [g.slot for g in state.groove[:1]] + state.open_slots[:1]
+        return (slots == min(upcoming)) & (slots > state.slot) if upcoming \
+            else np.zeros(SIXTEENTHS_PER_BAR, dtype=bool)
+    new = (slots > state.slot) & (slots <= last_slot)
+    if not plan.free_plan:
+        beats_after = np.array([sum(b > x for b in beat_slots) for x in slots])
+        new &= (free > 0) & (last_slot - slots >= free - 1 + beats_after)
+    covering = plan.rules.beat_coverage and not plan.free_plan
+    if covering:
+        new &= beat_coverage(state, plan, beat_slots, free)
+    if beat_slots:
+        b = beat_slots[0]
+        # The beat takes none of the model's own slots: after it, room for all of them still,
+        # and no beat of the bar left behind without an onset.
+        skipped = [q for q in range(4) if state.slot < 4 * q < b and not state.covered[q]]
+        reach = plan.free_plan or (last_slot - b >= free + sum(x > b for x in beat_slots)
+                                   and not (covering and skipped))
+        new[b:] = False
+        new[b] = reach or not new.any()
+    return new
+
+
+def _later_instruments(state: State, allowed_instruments: np.ndarray) -> list[int]:
+    """Allowed instruments that may still join the current slot: groups of one slot come in
+    instrument-id order, as in the training data."""
+    top = max(state.slot_instruments, default=0)
+    return [int(k) for k in np.flatnonzero(allowed_instruments) if k > top]
 
 
 def pending_beat_slots(state: State, plan: Plan) -> list[int]:
@@ -351,12 +379,7 @@ def accent(state: State, plan: Plan) -> np.ndarray | None:
     return m
 
 
-def _pitch_classes_of_values() -> np.ndarray:
-    pcs = (np.arange(vocab.N_CLASSES[vocab.PITCH]) - 1) % 12
-    return pcs
-
-
-_PC = _pitch_classes_of_values()
+_PC = (np.arange(vocab.N_CLASSES[vocab.PITCH]) - 1) % 12  # pitch class of each pitch value
 
 
 def forced_chord(state: State, plan: Plan) -> np.ndarray | None:
@@ -450,6 +473,7 @@ def advance(state: State, plan: Plan, sampled: dict[int, int]) -> np.ndarray | N
     if state.groove and time_of(state, barbeat) >= \
             state.bar * SIXTEENTHS_PER_BAR + state.groove[0].slot:
         return _force_group(state, plan, state.groove.pop(0))
+    state.next_beat = next_beat_index(state, plan)
     beat = pending_beat(state, plan)
     if beat is not None and time_of(state, barbeat) >= beat \
             and beat < (state.bar + 1) * SIXTEENTHS_PER_BAR:
@@ -458,20 +482,22 @@ def advance(state: State, plan: Plan, sampled: dict[int, int]) -> np.ndarray | N
         return _accept_bar(state, plan, sampled[vocab.DENSITY])
     slot = barbeat - 1
     instr = sampled[vocab.INSTR]
-    if slot == state.slot and instr in state.slot_instruments or \
-            instr == DRUMS and state.bar_has_groove:
-        free = set(plan.instruments) - state.slot_instruments - (
-            {DRUMS} if state.bar_has_groove else set())
-        instr = min(free) if free else instr
+    allowed_instruments = rules_instruments(state, plan)
+    if slot == state.slot:
+        later = _later_instruments(state, allowed_instruments)
+        if instr not in later and later:
+            instr = later[0]
+    elif not allowed_instruments[instr]:
+        instr = int(np.flatnonzero(allowed_instruments)[0])
     strength = sampled[vocab.STRENGTH]
     if plan.rules.registers and not plan.free_plan:
         strength = min(strength, int(np.flatnonzero(polyphony(instr, plan))[-1]))
     return _accept_beat(state, plan, slot, instr, strength, forced=False)
 
 
-def _update_harmony(state: State, plan: Plan, pitch: int, duration: int) -> None:
-    """Key (inferred once from the first notes when none was requested) and the bar's chord
-    (from its first pitched note)."""
+def _update_harmony(state: State, pitch: int, duration: int) -> None:
+    """After a pitched note (sampled or re-played): the key (inferred once from the first notes
+    when none was requested) and the bar's chord (from its first pitched note)."""
     pc = pitch % 12
     state.pc_weight[pc] += duration
     state.n_pitched += 1
@@ -486,7 +512,7 @@ def _accept_note(state: State, plan: Plan, value: int, duration: int) -> np.ndar
     state.group_pitches.append(value)
     state.bars[state.bar][-1].notes.append((value, duration))
     if state.instr != DRUMS:
-        _update_harmony(state, plan, value - 1, duration - 1)
+        _update_harmony(state, value - 1, duration - 1)
     i = state.bar * SIXTEENTHS_PER_BAR + state.slot
     return make_row(plan, 0, vocab.TYPE_NOTE, 0, value, duration, state.instr, 0, i)
 
@@ -510,10 +536,10 @@ def _accept_bar(state: State, plan: Plan, density: int) -> np.ndarray:
     state.bars[state.bar] = []
     state.replaying = False
     state.groove, state.open_slots, state.bar_has_groove = [], [], False
-    state.chord = _cadence_chord(state, plan)
-    i = state.bar * SIXTEENTHS_PER_BAR
     if state.key is None and plan.key is not None:
         state.key = plan.key
+    state.chord = _cadence_chord(state, plan)
+    i = state.bar * SIXTEENTHS_PER_BAR
     source = int(plan.source[state.bar]) if state.bar < len(plan.source) else -1
     if source >= 0 and state.bars.get(source):
         rows = _replay_rows(state, plan, source)
@@ -525,41 +551,57 @@ def _accept_bar(state: State, plan: Plan, density: int) -> np.ndarray:
         density = int(plan.density[state.bar])
     density = int(np.clip(density, 1, vocab.N_CLASSES[vocab.DENSITY] - 1))
     room = plan.last_slot(state.bar) + 1
-    state.slots_left = room if plan.free_plan else min(density - 1, room)
-    if state.bar == plan.last_bar:
-        state.slots_left = max(state.slots_left, 1)  # the music sounds until the very end
+    if plan.free_plan:
+        state.slots_left = room
+    else:  # the plan as it fits: its visual beats all get a slot, the last bar sounds
+        state.slots_left = max(min(density - 1, room), len(pending_beat_slots(state, plan)),
+                               int(state.bar == plan.last_bar))
+        density = state.slots_left + 1
     groove = int(plan.groove[state.bar])
     if any(g.instrument == DRUMS for g in state.bars.get(groove, [])):
         hits, open_slots = _groove_bar(state, plan, groove)
-        state.slots_left = len(open_slots) + len({g.slot for g in hits})
-        density = state.slots_left + 1
+        slots = set(open_slots) | {g.slot for g in hits}
+        state.slots_left = len(slots)
         if plan.fill[state.bar]:  # the groove until the last beat, then a fill
             hits = [g for g in hits if g.slot < FILL_FROM]
             open_slots = [s for s in open_slots if s < FILL_FROM]
+            # The fill keeps the rhythm's count of onsets, or its visual beats' if more.
+            late = len({s for s in slots if s >= FILL_FROM})
+            state.slots_left += max(0, len(pending_beat_slots(state, plan)) - late)
+        density = state.slots_left + 1
         state.groove, state.open_slots = hits, open_slots
         state.bar_has_groove = bool(hits or open_slots)
     return make_row(plan, vocab.BAR, vocab.TYPE_METRIC, density, 0, 0, 0, 0, i)
 
 
-def _take_beats(state: State, plan: Plan) -> list[tuple[int, int]]:
-    """The visual beats of the current bar as (slot, strength), taken off the queue."""
+def _take_beats(state: State, plan: Plan, until: int = SIXTEENTHS_PER_BAR
+                ) -> list[tuple[int, int]]:
+    """The visual beats of the current bar before slot `until` as (slot, strength), taken off
+    the queue (and counted as placed: the caller gives each an onset)."""
     bar_start = state.bar * SIXTEENTHS_PER_BAR
     out: list[tuple[int, int]] = []
     while state.next_beat < len(plan.beats) \
-            and plan.beats[state.next_beat, 0] < bar_start + SIXTEENTHS_PER_BAR:
+            and plan.beats[state.next_beat, 0] < bar_start + until:
         s, strength = (int(x) for x in plan.beats[state.next_beat])
         if s >= bar_start:
             out.append((s - bar_start, strength))
         state.next_beat += 1
+    state.n_forced_beats += len(out)
     return out
 
 
-def _accents(groups: list[Group], beats: list[tuple[int, int]]) -> list[Group]:
+def _kit_key(keys: tuple[int, ...], plan: Plan) -> int:
+    """The first of `keys` the corpus's kit has (else the first)."""
+    return next((k for k in keys if k in plan.stats.kit), keys[0])
+
+
+def _accents(groups: list[Group], beats: list[tuple[int, int]], plan: Plan) -> list[Group]:
     """Drum groups with every visual beat made an accent: the kick, + a crash when strong,
     added to the drum hit already on its slot or as a hit of their own."""
     out = [Group(g.slot, g.instrument, list(g.notes)) for g in groups]
+    kick, crash = _kit_key(KICKS[::-1], plan), _kit_key(CRASHES, plan)
     for slot, strength in beats:
-        keys = [KICKS[1]] + ([CRASHES[0]] if strength >= ACCENT_CLASS else [])
+        keys = [kick] + ([crash] if strength >= ACCENT_CLASS else [])
         hit = next((g for g in out if g.slot == slot and g.instrument == DRUMS), None)
         if hit is None:
             hit = Group(slot, DRUMS, [])
@@ -574,8 +616,8 @@ def _groove_bar(state: State, plan: Plan, groove: int) -> tuple[list[Group], lis
     to this bar's density when it is controlled (weakest slots dropped first, strongest free ones
     added); its drum pattern on them, with the bar's visual beats as accents; the other slots
     are the model's to fill (with anything but drums)."""
-    beats = _take_beats(state, plan)
-    state.n_forced_beats += len(beats)
+    # A fill bar leaves the visual beats of its last beat to the fill (forced there as usual).
+    beats = _take_beats(state, plan, FILL_FROM if plan.fill[state.bar] else SIXTEENTHS_PER_BAR)
     last = plan.last_slot(state.bar)
     source = state.bars[groove]
     rhythm = sorted({g.slot for g in source})
@@ -583,7 +625,9 @@ def _groove_bar(state: State, plan: Plan, groove: int) -> tuple[list[Group], lis
     slots = fit_slots(rhythm, want, [s for s, _ in beats], last)
     drums = [g for g in source if g.instrument == DRUMS]
     drum_slots = {g.slot for g in drums} | {s for s, _ in beats}
-    hits = _accents(replay_groups(drums, [s for s in slots if s in drum_slots], last), beats)
+    hits = replay_groups(drums, [s for s in slots if s in drum_slots], last)
+    if plan.rules.drum_accents:
+        hits = _accents(hits, beats, plan)
     taken = {g.slot for g in hits}
     return hits, [s for s in slots if s not in taken]
 
@@ -633,6 +677,18 @@ def _force_beat(state: State, plan: Plan, sixteenth: int) -> np.ndarray:
     return _accept_beat(state, plan, slot, instr, strength, forced=True)
 
 
+def _rhythm_on_beats(out: list[Group], groups: list[Group], beat_slots: list[int],
+                     plan: Plan) -> list[Group]:
+    """Groups to add so that every visual beat of a re-played bar sounds on a rhythm instrument:
+    the nearest of the source bar's groups of that instrument, moved to the beat."""
+    extra = []
+    for k in plan.rhythm:
+        own = [g for g in groups if g.instrument == k]
+        have = {g.slot for g in out if g.instrument == k}
+        extra += replay_groups(own, [s for s in beat_slots if s not in have], SIXTEENTHS_PER_BAR)
+    return extra
+
+
 def _replay_rows(state: State, plan: Plan, source: int) -> list[np.ndarray]:
     """The rows of the current bar re-playing bar `source`, fitted to this bar's density and
     its visual beats (which all land on onsets: a new slot gets the nearest group's notes, and
@@ -646,8 +702,9 @@ def _replay_rows(state: State, plan: Plan, source: int) -> list[np.ndarray]:
     slots = fit_slots(used, want, required, plan.last_slot(state.bar))
     out = replay_groups(groups, slots, plan.last_slot(state.bar))
     if DRUMS in plan.rhythm and plan.rules.drum_accents:
-        out = _accents(out, beats_here)
-    state.n_forced_beats += len(beats_here)
+        out = _accents(out, beats_here, plan)
+    else:  # each visual beat gets a rhythm instrument's chord from the bar, if it has one
+        out += _rhythm_on_beats(out, groups, [s for s, _ in beats_here], plan)
     out.sort(key=lambda g: (g.slot, g.instrument))
     slot_list = sorted({g.slot for g in out})
     rows = []
@@ -672,5 +729,5 @@ def _replay_next(state: State, plan: Plan) -> np.ndarray:
     else:
         state.bars[state.bar][-1].notes.append((int(row[vocab.PITCH]), int(row[vocab.DURATION])))
         if state.instr != DRUMS:
-            state.pc_weight[(int(row[vocab.PITCH]) - 1) % 12] += int(row[vocab.DURATION]) - 1
+            _update_harmony(state, int(row[vocab.PITCH]) - 1, int(row[vocab.DURATION]) - 1)
     return row
