@@ -150,3 +150,20 @@ def test_detect_key_agrees_with_written_key_signatures(midi_root: Path):
     assert n >= 40
     assert exact >= 0.45  # measured 54 % (38 of 70)
     assert near >= 0.70  # measured 83 %
+
+
+@pytest.mark.parametrize("text, key", [
+    ("D minor", 14), ("Dm", 14), ("c#m", 13), ("Db", 1), ("F# major", 6), ("bb min", 22),
+    ("a", 9), ("E♭", 3), ("B  Minor", 23), ("Cb", 11), ("g#", 8), ("F#min", 18)])
+def test_parse_key_reads_the_usual_spellings(text, key):
+    from vbgm.harmony import parse_key
+
+    assert parse_key(text) == key
+
+
+@pytest.mark.parametrize("text", ["", "H", "x minor", "Dmi", "C##", "D dorian", "auto"])
+def test_parse_key_refuses_anything_else(text):
+    from vbgm.harmony import parse_key
+
+    with pytest.raises(VbgmError, match="unknown key"):
+        parse_key(text)

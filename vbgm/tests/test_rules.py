@@ -196,3 +196,23 @@ def test_harmony_lowers_dissonance_where_the_model_decides(model) -> None:
             dissonance_rate(generate(model, ctl, Request(), SamplingConfig(control=0.0, rules=r),
                                      seed=s)[0].song) for s in range(4)])
     assert rates["on"] < 0.8 * rates["off"], rates
+
+
+def test_a_requested_key_holds_the_music_in_its_scale(model) -> None:
+    """The model knows no keys: the sampler's pull keeps the pitches in the requested scale and
+    opens each phrase on its tonic (measured: every pitched note in the scale)."""
+    ctl = Controls(n_sixteenths=8 * 16, bar_density=np.full(8, 10))
+    for key in (harmony.parse_key("D minor"), harmony.parse_key("Bb")):
+        (g,) = generate(model, ctl, Request(key=key), SamplingConfig(control=0.7), seed=1)
+        pitched = g.song.notes[g.song.notes[:, INSTRUMENT] != DRUMS]
+        assert g.key == key
+        assert harmony.scale_mask(key)[pitched[:, PITCH] % 12].mean() >= 0.95
+
+
+def test_auto_key_follows_the_picture_and_the_seed() -> None:
+    from vbgm.controls import auto_key
+
+    dark_calm, bright_lively = auto_key(0.2, [5, 5, 6], 0), auto_key(0.7, [14, 15], 0)
+    assert harmony.is_minor(dark_calm) and not harmony.is_minor(bright_lively)
+    assert auto_key(0.2, [5], 3) == auto_key(0.2, [5], 3)  # the same seed, the same key
+    assert len({auto_key(0.7, [14], s) % 12 for s in range(20)}) > 3  # the tonic varies

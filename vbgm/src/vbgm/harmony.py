@@ -42,6 +42,27 @@ def key_name(key: int) -> str:
     return f"{PITCH_CLASS_NAMES[key % 12]} {'major' if key < 12 else 'minor'}"
 
 
+_LETTERS = {"c": 0, "d": 2, "e": 4, "f": 5, "g": 7, "a": 9, "b": 11}
+_MODES = {"": False, "maj": False, "major": False, "m": True, "min": True, "minor": True}
+
+
+def parse_key(text: str) -> int:
+    """A key 0..23 from words: a tonic letter, an optional sharp or flat (# ♯ b ♭ s), an
+    optional mode ("major"/"maj", or "minor"/"min"/"m"; none = major), any case and spacing:
+    "D minor", "Dm", "c#m", "Db", "F# major", "bb min". VbgmError for anything else."""
+    t = "".join(str(text).split()).lower().replace("♯", "#").replace("♭", "b")
+    if not t or t[0] not in _LETTERS:
+        raise VbgmError(f"unknown key {text!r}; write e.g. 'D minor', 'Db', 'c#m' or 'auto'")
+    pc, rest = _LETTERS[t[0]], t[1:]
+    if rest[:1] in ("#", "s") and rest[:3] != "min":
+        pc, rest = pc + 1, rest[1:]
+    elif rest[:1] == "b":
+        pc, rest = pc - 1, rest[1:]
+    if rest not in _MODES:
+        raise VbgmError(f"unknown key {text!r}; write e.g. 'D minor', 'Db', 'c#m' or 'auto'")
+    return pc % 12 + (12 if _MODES[rest] else 0)
+
+
 def is_minor(key: int) -> bool:
     return key >= 12
 

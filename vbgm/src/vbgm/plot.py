@@ -86,7 +86,7 @@ def plot_analysis(analysis: VideoAnalysis, path: str | os.PathLike[str],
         got = np.bincount(onsets // 16, minlength=len(a.bars))[: len(a.bars)] + 1
         ax_dens.scatter(starts[:-1] + bar_s * 0.46, got, marker="_", s=160, color="#111111",
                         lw=2.2, zorder=3, label="music (onset slots + 1)")
-        ax_dens.legend(loc="upper right", fontsize=8, frameon=False)
+        ax_dens.legend(loc="lower right", bbox_to_anchor=(1.0, 0.98), fontsize=8, frameon=False)
     ax_dens.set_ylim(0, 19.5)
     ax_dens.set_yticks([1, 5, 9, 13, 17])
     ax_dens.set_ylabel("density\nclass (1-17)")

@@ -29,6 +29,7 @@ from vbgm.corpus_stats import CorpusStats
 from vbgm.song import SIXTEENTHS_PER_BAR
 from vbgm.structure import (
     FILL_FROM,
+    PHRASE_BARS,
     Group,
     fit_slots,
     is_fill,
@@ -52,6 +53,9 @@ KICKS, CRASHES = (35, 36), (49, 57)
 CLUSTER_INTERVALS = (1, 6, 11)
 # Pitches a key is inferred from before the harmony rule starts (when no key is requested).
 KEY_AFTER_NOTES = 6
+# Pull (logits) towards the scale of a requested key, whatever Rules.harmony says: the model was
+# not trained with keys, so the sampler alone has to hold the music in the one asked for.
+REQUESTED_KEY_PULL = 2.0
 
 
 @dataclass(frozen=True)
@@ -409,6 +413,8 @@ def pitch_bias(state: State, plan: Plan) -> np.ndarray | None:
     w, c = plan.rules.harmony, plan.rules.chord
     if not _harmony_on(plan) or state.instr == DRUMS or state.key is None:
         return None
+    if plan.key is not None:
+        w = max(w, REQUESTED_KEY_PULL)
     bias = np.where(harmony.scale_mask(state.key)[_PC], 0.0, -w)
     if state.chord is not None:
         strong = state.slot % 4 == 0
@@ -518,13 +524,17 @@ def _accept_note(state: State, plan: Plan, value: int, duration: int) -> np.ndar
 
 
 def _cadence_chord(state: State, plan: Plan) -> tuple[int, int, int] | None:
-    """The last bar rests on the tonic triad, the one before on the dominant."""
+    """The last bar rests on the tonic triad, the one before on the dominant; with a requested
+    key, each phrase also opens on the tonic (so the key is heard, not only its scale)."""
     if state.key is None or not _harmony_on(plan):
         return None
     if state.bar == plan.last_bar:
         return harmony.diatonic_triad(state.key, 0)
     if state.bar == plan.last_bar - 1:
         return harmony.diatonic_triad(state.key, 4)
+    start = max(s for s in plan.sections if s <= state.bar)
+    if plan.key is not None and (state.bar - start) % PHRASE_BARS == 0:
+        return harmony.diatonic_triad(state.key, 0)
     return None
 
 

@@ -89,6 +89,7 @@ class Motion:
     duration_s: the video's duration (last frame time + its display duration).
     n_frames: frames decoded (including skipped ones); fps = n_frames / duration_s.
     width, height: displayed size of the source (after rotation).
+    brightness: mean grey level of each analysed frame, 0..1 (empty when not measured).
     """
 
     times: np.ndarray
@@ -101,6 +102,7 @@ class Motion:
     width: int
     height: int
     rotation: int = 0
+    brightness: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 @dataclass
@@ -130,7 +132,8 @@ class VideoAnalysis:
 
     JSON schema (`to_json`): {"format": "vbgm-video-analysis", "version": 1, "source",
     "duration_s", "fps", "n_frames", "width", "height", "tempo_bpm", "tempo_source"
-    ("estimated" | "given" | "default"), "n_sixteenths", "bars": [{"index", "start_s", "flow",
+    ("estimated" | "given" | "default"), "n_sixteenths", "brightness" (mean grey level 0..1, or
+    null), "bars": [{"index", "start_s", "flow",
     "density"}], "beats": [{"time_s", "sixteenth", "weight", "strength", "is_cut"}],
     "frames": {"time_s": [...], "flow": [...], "envelope": [...]}}. flow is in frame heights per
     second; density is 1..17 and strength 0..10 as in the CMT tokens.
@@ -150,6 +153,7 @@ class VideoAnalysis:
     frame_times: np.ndarray = field(default_factory=lambda: np.zeros(0))
     frame_flow: np.ndarray = field(default_factory=lambda: np.zeros(0))
     envelope: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    brightness: float = math.nan
 
     @property
     def sixteenth_s(self) -> float:
@@ -175,6 +179,7 @@ class VideoAnalysis:
             "tempo_bpm": self.tempo_bpm,
             "tempo_source": self.tempo_source,
             "n_sixteenths": self.n_sixteenths,
+            "brightness": None if math.isnan(self.brightness) else round(self.brightness, 4),
             "bars": [asdict(b) for b in self.bars],
             "beats": [asdict(b) for b in self.beats],
             "frames": {
@@ -204,6 +209,8 @@ class VideoAnalysis:
                 frame_times=np.asarray(frames.get("time_s", []), dtype=np.float64),
                 frame_flow=np.asarray(frames.get("flow", []), dtype=np.float64),
                 envelope=np.asarray(frames.get("envelope", []), dtype=np.float64),
+                brightness=float(d.get("brightness") if d.get("brightness") is not None
+                                 else math.nan),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise VbgmError(f"malformed {FORMAT} document: {exc}") from exc
@@ -384,10 +391,11 @@ def read_motion(path: str | os.PathLike[str], config: AnalysisConfig = AnalysisC
     flow_of = _flow_function(config)
     k = config.direction_bins
     info: dict = {}
-    times, speed, dirgram, residual, hist_change = [], [], [], [], []
+    times, speed, dirgram, residual, hist_change, light = [], [], [], [], [], []
     prev, prev_hist, grid = None, None, None
     for t, grey in iter_frames(path, config, info, progress):
         hist = np.bincount((grey >> 3).ravel(), minlength=32) / grey.size
+        light.append(float(hist @ (np.arange(32) + 0.5)) / 32)
         if prev is None:
             h, w = grey.shape
             grid = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
@@ -419,6 +427,7 @@ def read_motion(path: str | os.PathLike[str], config: AnalysisConfig = AnalysisC
         residual=np.asarray(residual), histogram_change=np.asarray(hist_change),
         duration_s=float(info["duration_s"]), n_frames=int(info["n_frames"]),
         width=int(info["width"]), height=int(info["height"]), rotation=int(info["rotation"]),
+        brightness=np.asarray(light),
     )
 
 
@@ -640,6 +649,7 @@ def analyze_motion(motion: Motion, config: AnalysisConfig = AnalysisConfig(),
         width=motion.width, height=motion.height, tempo_bpm=bpm, tempo_source=how,
         n_sixteenths=n16, bars=bars, beats=beats,
         frame_times=times, frame_flow=speed, envelope=env,
+        brightness=float(motion.brightness.mean()) if len(motion.brightness) else math.nan,
     )
 
 
