@@ -38,7 +38,9 @@ from pathlib import Path
 
 import numpy as np
 from vbgm.atomic import write_text_atomic
+from vbgm.controls import auto_key
 from vbgm.evaluation import crop_song
+from vbgm.formats import VIDEO_SUFFIXES
 from vbgm.metrics import MUSICALITY, beat_hit_rate, density_fidelity, musicality
 from vbgm.midi import read_midi, song_to_score
 from vbgm.pipeline import load_model
@@ -52,7 +54,6 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "music.json"
 DATA = Path(os.environ.get("VBGM_DATA", ROOT.parent / "shared" / "data"))
 REAL_FOLDERS = ("freedoom", "simutrans", "easyrpg", "lmd_samples")
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".mpg")
 TEMPO_TOLERANCE = 0.08
 SAMPLE_RATE = 22050
 # Rules switched off one at a time by --ablate.
@@ -177,6 +178,9 @@ def main() -> None:
     ap.add_argument("--control", type=float, nargs="+", default=[0.0, 0.7, 1.0])
     ap.add_argument("--ablate", action="store_true", help="also each rule off, at C = 0.7")
     ap.add_argument("--no-track", action="store_true", help="skip rendering + beat tracking")
+    ap.add_argument("--key", choices=("auto", "free"), default="auto",
+                    help="auto: each clip's key as `vbgm generate --key auto` picks it (the "
+                         "default); free: the music's own, inferred from its first notes")
     args = ap.parse_args()
     seeds = 1 if args.quick else args.seeds
     t0 = time.perf_counter()
@@ -202,7 +206,9 @@ def main() -> None:
         for name, a in analyses.items():
             controls = Controls.from_analysis(a)
             for seed in range(seeds):
-                (g,) = generate(model, controls, Request(), config, seed=seed)
+                key = (auto_key(a.brightness, [b.density for b in a.bars], seed)
+                       if args.key == "auto" else None)
+                (g,) = generate(model, controls, Request(key=key), config, seed=seed)
                 row = score_song(g, controls, a.tempo_bpm,
                                  track=not args.no_track and "without" not in label)
                 per_clip.setdefault(label, {}).setdefault(name, []).append(row)

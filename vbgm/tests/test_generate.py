@@ -170,6 +170,22 @@ def test_compose_without_video(tmp_path):
     assert score.end() == n * score.ticks_per_quarter // 4
 
 
+def test_key_option_sets_the_key_and_auto_follows_the_picture(tmp_path, video_root, capsys):
+    from vbgm.harmony import scale_mask
+    from vbgm.midi import read_midi
+
+    out = tmp_path / "dm.mid"
+    assert main(["compose", "--seconds", "10", "-o", str(out), "--quiet", "--key", "d minor",
+                 "--instruments", "piano,bass"]) == 0
+    notes = read_midi(out).notes
+    assert scale_mask(14)[notes[:, 2] % 12].mean() >= 0.9  # D minor's scale (+ C#)
+    assert main(["compose", "--seconds", "4", "-o", str(tmp_path / "x.mid"), "--key", "H"]) == 2
+    assert "unknown key 'H'" in capsys.readouterr().err
+    assert main(["generate", str(video_root / "carphone_pristine.mp4"), "-o",
+                 str(tmp_path / "c.mp4"), "--key", "auto", "--quiet"]) == 0
+    assert "(score " in capsys.readouterr().out  # the console says which mode, and why
+
+
 def test_shipped_model_is_small_and_loads():
     path = default_checkpoint()
     assert path.stat().st_size <= 25 * 2**20

@@ -25,6 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `vbgm` program."""
+    from vbgm.transaction import Terminated  # SIGTERM while outputs are being written
+
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -35,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("vbgm: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("vbgm: terminated", file=sys.stderr)
+        return 143
 
 
 if __name__ == "__main__":

@@ -70,6 +70,16 @@ def mode_score(brightness: float, densities: list[int]) -> float:
     return b + d
 
 
+def describe_mode(brightness: float, densities: list[int]) -> str:
+    """The `--key auto` mode in words, with its reasons (for `vbgm analyze` and the console)."""
+    score = mode_score(brightness, densities)
+    light = "unknown" if np.isnan(brightness) else f"{brightness:.2f}"
+    median = f"{float(np.median(densities)):g}" if densities else "none"
+    return (f"{'major' if score >= 0 else 'minor'} (score {score:+.2f} from brightness {light} "
+            f"vs {MODE_BRIGHTNESS[0]:g} and median density {median} vs {MODE_DENSITY[0]:g}: "
+            "dark and calm → minor, bright or lively → major)")
+
+
 def auto_key(brightness: float, densities: list[int], seed: int) -> int:
     """The key (0..23, see vbgm.harmony) `--key auto` picks: the mode from the picture
     (`mode_score`), the tonic drawn from the seed (the same seed, the same key)."""

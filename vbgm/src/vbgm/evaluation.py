@@ -53,7 +53,6 @@ PAPER_TABLE1: dict[str, tuple[float, float, float]] = {
     "CMT": (3.617, 0.810, 0.241),
 }
 MIDI_SUFFIXES = (".mid", ".midi")
-VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm")
 CHECKPOINT_NAMES = ("model.pt", "best.pt", "last.pt")  # in order of preference in a run folder
 
 
@@ -533,17 +532,6 @@ def table1_values(data: Sequence[Song], models: dict[str, object], n: int, n_six
 
 # ---------------------------------------------------------------------------------------------
 # Videos (`vbgm evaluate video`)
-
-
-def video_files(folder: Path) -> list[Path]:
-    """Videos directly in `folder` (by suffix), sorted by name."""
-    if not folder.is_dir():
-        raise VbgmError(f"{folder}: not a folder")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES
-                   and p.is_file())
-    if not files:
-        raise VbgmError(f"{folder}: no video files ({', '.join(VIDEO_SUFFIXES)})")
-    return files
 
 
 def measure_fit(song: Song, analysis, request) -> dict[str, float]:

@@ -14,6 +14,7 @@ released state_dict loads with `load_reference_state_dict`.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -421,9 +422,34 @@ def save_checkpoint(path: str | Path, model: CMT, config: CMTConfig,
     if half:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     payload = {"format": "vbgm-cmt", "version": 1, "config": asdict(config), "model": state,
-               "extra": extra or {}}
+               "extra": extra or {}, "sha256": weights_digest(state)}
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
+
+
+def weights_digest(state: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of the weights as stored (names, dtypes, shapes, bytes): flipped bytes show."""
+    h = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name].detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _check_weights(path: Path, payload: dict[str, Any]) -> None:
+    """Refuse damaged weights at load time, not as NaN probabilities in the middle of sampling:
+    the stored checksum (checkpoints saved since it exists) and, always, finite values."""
+    state = payload.get("model")
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor)
+                                              for v in state.values()):
+        raise VbgmError(f"{path}: not a vbgm model checkpoint (no weights)")
+    stored = payload.get("sha256")
+    if stored is not None and stored != weights_digest(state):
+        raise VbgmError(f"{path}: damaged checkpoint (the weights do not match their checksum)")
+    for name, value in state.items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise VbgmError(f"{path}: damaged checkpoint ({name} has NaN or infinite weights)")
 
 
 def load_checkpoint(path: str | Path, map_location: str = "cpu") -> tuple[CMT, dict[str, Any]]:
@@ -437,6 +463,7 @@ def load_checkpoint(path: str | Path, map_location: str = "cpu") -> tuple[CMT, d
         raise VbgmError(f"{path}: not a readable checkpoint ({exc.__class__.__name__})") from exc
     if not isinstance(payload, dict) or payload.get("format") != "vbgm-cmt":
         raise VbgmError(f"{path}: not a vbgm model checkpoint")
+    _check_weights(path, payload)
     config = CMTConfig.from_dict(payload["config"])
     model = CMT(config)
     state = {k: v.float() if v.is_floating_point() else v for k, v in payload["model"].items()}
@@ -451,5 +478,5 @@ def load_checkpoint(path: str | Path, map_location: str = "cpu") -> tuple[CMT, d
 __all__ = [
     "CMT", "CMTConfig", "CONFIGS", "HEAD_COLUMNS", "State", "causal_linear_attention",
     "load_checkpoint", "load_reference_state_dict", "reference_key_map", "save_checkpoint",
-    "sinusoid_table",
+    "sinusoid_table", "weights_digest",
 ]

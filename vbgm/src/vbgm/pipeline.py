@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from vbgm import corpus_stats
+from vbgm.controls import auto_key as choose_key
+from vbgm.controls import describe_mode
 from vbgm.corpus_stats import CorpusStats
 from vbgm.errors import VbgmError
 from vbgm.harmony import key_name
@@ -158,12 +160,14 @@ def score_video(video: Path, out: Outputs, model: CMT, request: Request = Reques
                 config: SamplingConfig = SamplingConfig(), tempo: float | None = None,
                 candidates: int = 1, seed: int = 0, keep_audio: bool = False,
                 backend: str = "auto", progress: bool = False, log=print,
-                stats: CorpusStats | None = None, force: bool = True, warn=None) -> Music:
+                stats: CorpusStats | None = None, force: bool = True, warn=None,
+                auto_key: bool = False) -> Music:
     """Analyse `video`, compose music for it, write MIDI / WAV / plot / JSON and the muxed video.
 
     stats: the model's corpus statistics (`load_stats`; None = the shipped ones).
     force: replace existing outputs (else VbgmError "already exists", checked again at write time).
     warn: where one-line warnings go (None: stderr).
+    auto_key: when the request names no key, pick one from the video (`controls.auto_key`).
 
     The outputs are one transaction (`vbgm.transaction`): the destination is checked (writable,
     room) before the analysis, and the files appear together only when all were written; any
@@ -185,6 +189,10 @@ def score_video(video: Path, out: Outputs, model: CMT, request: Request = Reques
             f"{len(analysis.bars)} bars, {len(analysis.beats)} visual beats "
             f"({len(analysis.cuts)} cuts) [{timings['analyze']:.1f} s]")
         controls = Controls.from_analysis(analysis)
+        if auto_key and request.key is None:
+            dens = [b.density for b in analysis.bars]
+            request = replace(request, key=choose_key(analysis.brightness, dens, seed))
+            log(f"  key {key_name(request.key)}: {describe_mode(analysis.brightness, dens)}")
         music = compose(model, controls, analysis.tempo_bpm, request, config, candidates, seed,
                         progress=progress, stats=stats)
         timings.update(music.timings)

@@ -55,7 +55,7 @@ CLUSTER_INTERVALS = (1, 6, 11)
 KEY_AFTER_NOTES = 6
 # Pull (logits) towards the scale of a requested key, whatever Rules.harmony says: the model was
 # not trained with keys, so the sampler alone has to hold the music in the one asked for.
-REQUESTED_KEY_PULL = 2.0
+REQUESTED_KEY_PULL = 0.75
 
 
 @dataclass(frozen=True)

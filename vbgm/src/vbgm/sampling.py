@@ -118,9 +118,10 @@ class Request:
             raise VbgmError(f"key must be 0..{harmony.N_KEYS - 1}, got {self.key}")
 
     @classmethod
-    def parse(cls, genre: str | int = "unknown", instruments: str | Sequence[str] = "all"
-              ) -> Request:
-        """From user words: a genre name or code, instruments as names (comma list) or 'all'."""
+    def parse(cls, genre: str | int = "unknown", instruments: str | Sequence[str] = "all",
+              key: int | None = None) -> Request:
+        """From user words: a genre name or code, instruments as names (comma list) or 'all',
+        and a key (0..23 or None)."""
         if isinstance(genre, str) and not genre.isdigit():
             if genre.lower() not in GENRE_IDS:
                 raise VbgmError(f"unknown genre {genre!r}; choose from {', '.join(GENRE_IDS)}")
@@ -139,7 +140,7 @@ class Request:
                 raise VbgmError(f"unknown instrument {bad[0]!r}; choose from "
                                 f"{', '.join(INSTRUMENT_IDS)}")
             ids = tuple(sorted({INSTRUMENT_IDS[n] for n in names}))
-        return cls(genre=g, instruments=ids)
+        return cls(genre=g, instruments=ids, key=key)
 
     @property
     def rhythm_instruments(self) -> tuple[int, ...]:

@@ -3,8 +3,8 @@
 
 - Each output is written to a recognisable temporary file in its own folder
   (`.NAME.vbgm-tmp-PID-TOKEN.SUFFIX`, see `vbgm.atomic`) and renamed into place only when every
-  output of the job has been written and synced. Any failure, Ctrl-C or SIGTERM (once
-  `raise_on_sigterm` is installed) removes the temporaries; those of a process killed with
+  output of the job has been written and synced. Any failure, Ctrl-C or SIGTERM (which raises
+  `Terminated` while a transaction is open) removes the temporaries; those of a process killed with
   `kill -9` are recognised by their dead PID and removed by the next run in that folder.
 - Overwrite protection holds at write time, not only at the start: each output is guarded by a
   lock file `.NAME.vbgm-lock` (flock, so the kernel releases it when its process dies, even on
@@ -42,14 +42,16 @@ class Terminated(BaseException):
     """SIGTERM arrived: unwinds the stack like Ctrl-C, so that temporaries are removed."""
 
 
-def raise_on_sigterm() -> None:
-    """Make SIGTERM raise `Terminated` in the main thread (a second SIGTERM kills at once)."""
-    def handler(signum: int, frame: object) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        raise Terminated()
+def _raise_terminated(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM kills at once
+    raise Terminated()
 
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, handler)
+
+def _sigterm_raises() -> tuple[bool, object]:
+    """Make SIGTERM raise `Terminated` (main thread only): (installed, handler to restore)."""
+    if threading.current_thread() is not threading.main_thread():
+        return False, None
+    return True, signal.signal(signal.SIGTERM, _raise_terminated)
 
 
 def room_for(inputs: Iterable[Path] = (), extra_bytes: int = 0) -> int:
@@ -72,7 +74,8 @@ def check_destination(folder: Path, need_bytes: int = RESERVE_BYTES) -> None:
     `need_bytes` free. A missing folder is judged by the ancestor it would be created in."""
     base = _existing(folder)
     if not base.is_dir():
-        raise VbgmError(f"{folder}: cannot create this folder ({base} is not a folder)")
+        raise VbgmError(f"{folder}: not a folder" if base == folder.absolute() else
+                        f"{folder}: cannot create this folder ({base} is not a folder)")
     try:
         os.unlink(make_temp(base / ".vbgm-probe"))
     except OSError as exc:
@@ -218,8 +221,10 @@ class Transaction:
         self._made: list[Path] = []
         self._active: Path | None = None
         self._committed = False
+        self._sigterm: tuple[bool, object] = (False, None)
 
     def __enter__(self) -> Transaction:
+        self._sigterm = _sigterm_raises()
         try:
             self._begin()
         except BaseException:
@@ -312,6 +317,10 @@ class Transaction:
             for d in reversed(self._made):
                 with contextlib.suppress(OSError):
                     d.rmdir()
+        installed, previous = self._sigterm
+        if installed:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+            self._sigterm = (False, None)
 
     def _write_error(self, exc: BaseException) -> WriteError | None:
         """`exc` as a WriteError naming our output, or None when it is not a write failure."""

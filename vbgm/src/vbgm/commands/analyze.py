@@ -23,6 +23,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def summary(analysis) -> str:
     """A few lines that say what the analysis found."""
+    from vbgm.controls import describe_mode
+
     a = analysis
     dens = [b.density for b in a.bars]
     strengths = [b.strength for b in a.beats if not b.is_cut]
@@ -38,6 +40,7 @@ def summary(analysis) -> str:
            + (" ..." if len(a.cuts) > 8 else "") + " s" if a.cuts else ""),
         f"density {min(dens)}-{max(dens)} (per bar: {' '.join(map(str, dens[:32]))}"
         + (" ..." if len(dens) > 32 else "") + ")",
+        f"mode for --key auto: {describe_mode(a.brightness, dens)}",
     ]
     return "\n".join(lines)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from vbgm.commands.generate import add_sampling_args
+from vbgm.commands.generate import add_sampling_args, parse_request
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -22,26 +22,27 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vbgm.errors import VbgmError
-    from vbgm.midi import write_midi
+    """Check the request and the destination, then write the MIDI (and WAV) as one transaction."""
+    from vbgm.midi import song_to_score
     from vbgm.pipeline import compose, free_controls, load_model_and_stats
     from vbgm.render import render_midi, write_wav
-    from vbgm.sampling import Request
+    from vbgm.transaction import Transaction, check_destinations, check_targets, room_for
 
-    request = Request.parse(args.genre, args.instruments)
+    request = parse_request(args)
     controls = free_controls(args.seconds, args.tempo)
-    for p in (args.output, args.wav):
-        if p is not None and p.exists() and not args.force:
-            raise VbgmError(f"{p}: already exists (use --force to overwrite)")
+    targets = [args.output] + ([args.wav] if args.wav else [])
+    check_targets([], targets, args.force)
+    need = room_for(extra_bytes=round(args.seconds * 44100 * 4) if args.wav else 0)
+    check_destinations(targets, need)
     model, stats = load_model_and_stats(args.checkpoint)
-    music = compose(model, controls, args.tempo, request, candidates=args.candidates,
-                    seed=args.seed, progress=not args.quiet, stats=stats)
-    write_midi(music.song, args.output, args.tempo)
-    if args.wav:
-        from vbgm.midi import song_to_score
-
-        write_wav(args.wav, render_midi(song_to_score(music.song, args.tempo), 44100,
-                                        backend=args.synth), 44100)
+    with Transaction(targets, force=args.force, need_bytes=need) as tx:
+        music = compose(model, controls, args.tempo, request, candidates=args.candidates,
+                        seed=args.seed, progress=not args.quiet, stats=stats)
+        score = song_to_score(music.song, args.tempo)
+        tx.path(args.output).write_bytes(score.dumps_midi())  # dump_midi ignores a full disk
+        if args.wav:
+            write_wav(tx.path(args.wav), render_midi(score, 44100, backend=args.synth), 44100)
+        tx.commit()
     print(f"wrote {args.output}" + (f" and {args.wav}" if args.wav else "")
           + f": {music.seconds:.1f} s, {len(music.song.notes)} notes "
           f"[{music.timings['generate']:.1f} s]")

@@ -271,7 +271,7 @@ def _add_video(sub: argparse._SubParsersAction) -> None:
                     "music metrics and the musicality measurements. Prints one row per C (mean "
                     "± std over videos × samples), then the musicality means per C.")
     p.add_argument("video_dir", type=Path, metavar="VIDEO_DIR",
-                   help="folder of video files (.mp4, .mov, .mkv, ...; not recursive)")
+                   help="folder of video files (.mp4, .mov, .mkv, .avi, .mpg, ...; not recursive)")
     p.add_argument("--control", "-C", type=float, nargs="+", default=[0.0, 0.25, 0.5, 0.75, 1.0],
                    metavar="C", help="control degrees in [0, 1] (default 0 0.25 0.5 0.75 1)")
     p.add_argument("--checkpoint", type=Path, metavar="CKPT",
@@ -298,9 +298,9 @@ def run_video(args: argparse.Namespace) -> int:
         plot_tradeoff,
         resolve_checkpoint,
         summary_row,
-        video_files,
         video_values,
     )
+    from vbgm.formats import video_files  # the same videos `vbgm generate DIR` takes
     from vbgm.pipeline import load_model_and_stats
 
     controls_c = sorted(set(args.control))

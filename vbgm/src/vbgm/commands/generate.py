@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")
+from vbgm.formats import OUTPUT_VIDEO_SUFFIXES
+
+if TYPE_CHECKING:
+    from vbgm.pipeline import Outputs
+    from vbgm.sampling import Request
 
 
 def add_sampling_args(p: argparse.ArgumentParser) -> None:
@@ -14,6 +20,10 @@ def add_sampling_args(p: argparse.ArgumentParser) -> None:
                    help="unknown, metal, country, dance, electronic, pop or rock")
     p.add_argument("--instruments", default="all",
                    help="comma list of drums,piano,guitar,bass,strings (default all)")
+    p.add_argument("--key", default="free", metavar="KEY",
+                   help="the music's key: 'D minor', 'Db', 'c#m', ...; 'auto' = major or minor "
+                        "from the picture (see `vbgm analyze`), tonic from the seed; 'free' "
+                        "(default) = the music's own, from its first notes")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same music)")
     p.add_argument("--candidates", type=int, default=1, metavar="K",
                    help="generate K songs in one batch and keep the best fit")
@@ -23,6 +33,19 @@ def add_sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def parse_request(args: argparse.Namespace) -> Request:
+    """The Request of --genre and --instruments; an empty --instruments is an error, not "all"."""
+    from vbgm.errors import VbgmError
+    from vbgm.harmony import parse_key
+    from vbgm.sampling import Request
+
+    if not any(name.strip() for name in args.instruments.split(",")):
+        raise VbgmError("--instruments is empty: name some of drums,piano,guitar,bass,strings "
+                        "(comma list) or leave it out for all")
+    key = None if args.key.strip().lower() in ("free", "auto") else parse_key(args.key)
+    return Request.parse(args.genre, args.instruments, key=key)
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register the `generate` subcommand."""
     p = subparsers.add_parser(
@@ -30,7 +53,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Analyse each video, generate music that follows its motion (density) and "
                     "visual beats (strength) with control degree C, and write the video with "
                     "the music, plus the MIDI.")
-    p.add_argument("videos", nargs="+", type=Path, help="input video(s)")
+    p.add_argument("videos", nargs="+", type=Path,
+                   help="input video(s), or folders of videos (by suffix: .mp4, .avi, .mpg, ...)")
     p.add_argument("-o", "--output", type=Path, required=True,
                    help="output video (.mp4/.mov/.mkv) for one input, else a folder")
     p.add_argument("--midi", type=Path, help="MIDI output (one input; default OUT.mid)")
@@ -46,51 +70,81 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def plan_outputs(args: argparse.Namespace) -> list:
+def input_videos(paths: list[Path]) -> list[Path]:
+    """The videos to score: files as given, folders replaced by the videos in them."""
+    from vbgm.errors import VbgmError
+    from vbgm.formats import video_files
+
+    videos: list[Path] = []
+    for v in paths:
+        if v.is_dir():
+            videos.extend(video_files(v))
+        elif v.is_file():
+            videos.append(v)
+        else:
+            raise VbgmError(f"{v}: no such video file")
+    return videos
+
+
+def plan_outputs(args: argparse.Namespace, videos: list[Path]) -> list[Outputs]:
     """Output paths per input video."""
     from vbgm.errors import VbgmError
     from vbgm.pipeline import Outputs
 
     out: Path = args.output
-    if len(args.videos) == 1 and out.suffix.lower() in VIDEO_SUFFIXES:
+    if len(videos) == 1 and out.suffix.lower() in OUTPUT_VIDEO_SUFFIXES:
         return [Outputs(video=out, midi=args.midi or out.with_suffix(".mid"), wav=args.wav,
                         plot=args.plot)]
     if out.suffix:
         raise VbgmError(f"{out}: with several videos -o must be a folder; for one video use "
-                        f"one of {', '.join(VIDEO_SUFFIXES)}")
+                        f"one of {', '.join(OUTPUT_VIDEO_SUFFIXES)}")
     if args.midi or args.wav or args.plot:
         raise VbgmError("--midi, --wav and --plot name one file: use them with one video")
-    stems = [v.stem for v in args.videos]
+    stems = [v.stem for v in videos]
     if len(set(stems)) != len(stems):
         raise VbgmError("two input videos have the same name; run them separately")
-    return [Outputs(video=out / f"{v.stem}.mp4", midi=out / f"{v.stem}.mid") for v in args.videos]
+    return [Outputs(video=out / f"{v.stem}.mp4", midi=out / f"{v.stem}.mid") for v in videos]
 
 
 def run(args: argparse.Namespace) -> int:
-    """Check every request first (nothing written on a bad one), then score each video."""
+    """Check every request and the destination first (nothing written on a bad one), then score
+    each video as one transaction; a failed video is reported and the batch goes on."""
     from vbgm.errors import VbgmError
     from vbgm.pipeline import check_outputs, load_model_and_stats, score_video
-    from vbgm.sampling import Request, SamplingConfig
+    from vbgm.sampling import SamplingConfig
+    from vbgm.transaction import check_destinations, room_for
 
-    request = Request.parse(args.genre, args.instruments)
+    request = parse_request(args)
     config = SamplingConfig(control=args.control)
     if args.tempo is not None and not 20 <= args.tempo <= 300:
         raise VbgmError(f"--tempo {args.tempo:g} is out of range (20..300 bpm)")
     if args.candidates < 1:
         raise VbgmError(f"--candidates must be at least 1, got {args.candidates}")
-    for v in args.videos:
-        if not v.is_file():
-            raise VbgmError(f"{v}: no such video file")
-    outputs = plan_outputs(args)
-    check_outputs(list(args.videos), outputs, args.force)
+    videos = input_videos(args.videos)
+    outputs = plan_outputs(args, videos)
+    check_outputs(videos, outputs, args.force)
+    check_destinations([p for out in outputs for p in out.paths()],
+                       max(room_for([v]) for v in videos))
     model, stats = load_model_and_stats(args.checkpoint)
-    for i, (video, out) in enumerate(zip(args.videos, outputs), 1):
-        print(f"[{i}/{len(args.videos)}] {video}")
-        music = score_video(video, out, model, request, config, tempo=args.tempo,
-                            candidates=args.candidates, seed=args.seed,
-                            keep_audio=args.keep_audio, backend=args.synth,
-                            progress=not args.quiet, stats=stats)
+    failed = 0
+    for i, (video, out) in enumerate(zip(videos, outputs), 1):
+        print(f"[{i}/{len(videos)}] {video}")
+        try:
+            music = score_video(video, out, model, request, config, tempo=args.tempo,
+                                candidates=args.candidates, seed=args.seed,
+                                keep_audio=args.keep_audio, backend=args.synth,
+                                progress=not args.quiet, stats=stats, force=args.force,
+                                auto_key=args.key.strip().lower() == "auto")
+        except VbgmError as exc:
+            if len(videos) == 1:
+                raise
+            print(f"vbgm: error: {exc}", file=sys.stderr)
+            failed += 1
+            continue
         total = sum(music.timings.values())
         print(f"  wrote {', '.join(str(p) for p in out.paths())} "
               f"({music.seconds:.1f} s of music in {total:.1f} s)")
+    if failed:
+        print(f"vbgm: {failed} of {len(videos)} videos failed", file=sys.stderr)
+        return 2
     return 0
