@@ -46,7 +46,12 @@ def test_every_registered_model_builds_and_stacked_hourglass_outputs_each_stack(
     model = build_model("hourglass104", widths=(16, 16, 24, 24, 24, 32), feat_channel=16).eval()
     with torch.no_grad():
         outs = model.forward_stacks(torch.zeros(1, 3, 64, 64))
+        # the same through forward (what a DDP wrapper calls), and the last stack by default
+        via_forward = model(torch.zeros(1, 3, 64, 64), stacks=True)
+        last = model(torch.zeros(1, 3, 64, 64))
     assert [o.shape for o in outs] == [(1, 17, 16, 16)] * 2
+    assert all(torch.equal(a, b) for a, b in zip(outs, via_forward, strict=True))
+    assert torch.equal(last, outs[-1])
     with pytest.raises(AP10KError, match="unknown model"):
         build_model("vgg16")
 

@@ -258,3 +258,105 @@ def test_experiment_table3_runs_end_to_end(fake_release: Path, tmp_path: Path,
     capsys.readouterr()
     assert main(args) == 0
     assert results[0].stat().st_mtime_ns == stamp
+
+
+DDP_SCRIPT = """
+import json, os, sys, torch
+from ap10k.train import TrainConfig, train
+cfg = TrainConfig.from_dict(json.loads(open(sys.argv[1]).read()))
+rank = int(os.environ["RANK"])
+if sys.argv[2] == "rank0-stops":  # only rank 0's clock is past the budget
+    cfg.max_minutes = 0.0 if rank == 0 else None
+result = train(cfg, progress=False)
+params = {k: v.detach() for k, v in result.model.named_parameters()}
+torch.save({"epochs": result.epochs_done, "params": params}, f"{cfg.out}/rank{rank}.pt")
+"""
+
+
+def _torchrun_hourglass(tiny_synth: Path, tmp_path: Path, mode: str, epochs: int
+                        ) -> list[dict]:
+    """A 2-process gloo run of a tiny two-stack hourglass; each rank's result."""
+    config = {"model": "hourglass104", "device": "cpu", "workers": 0, "epochs": epochs,
+              "model_options": {"widths": [16, 16, 24, 24, 24, 32], "feat_channel": 16},
+              "train": str(tiny_synth / "annotations" / "synth-train.json"),
+              "images": str(tiny_synth / "data"), "out": str(tmp_path / "run"),
+              "batch_size": 3, "lr": 1e-2, "warmup_iters": 0, "checkpoint_every": 1000,
+              "pipeline": {"input_size": 64, "heatmap_size": 16}}
+    (tmp_path / "cfg.json").write_text(json.dumps(config))
+    (tmp_path / "ddp.py").write_text(DDP_SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         str(tmp_path / "ddp.py"), str(tmp_path / "cfg.json"), mode],
+        capture_output=True, text=True, env=env, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return [torch.load(tmp_path / "run" / f"rank{r}.pt") for r in (0, 1)]
+
+
+def test_torchrun_hourglass_stacks_train_through_ddp(tiny_synth: Path, tmp_path: Path) -> None:
+    # Each rank sees other crops; only gradients averaged over every stack (the forward goes
+    # through the DDP wrapper) keep the two copies of the weights equal.
+    r0, r1 = _torchrun_hourglass(tiny_synth, tmp_path, "plain", epochs=2)
+    assert r0["epochs"] == r1["epochs"] == 2
+    assert r0["params"].keys() == r1["params"].keys()
+    for k, v in r0["params"].items():
+        assert torch.equal(v, r1["params"][k]), k
+    # the first stack's head learnt too (its gradient came from the intermediate output)
+    start = build_model_params()
+    assert not torch.equal(r0["params"]["final_layers.0.weight"],
+                           start["final_layers.0.weight"])
+
+
+def build_model_params() -> dict[str, torch.Tensor]:
+    from ap10k.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("hourglass104", widths=(16, 16, 24, 24, 24, 32), feat_channel=16)
+    return {k: v.detach() for k, v in model.named_parameters()}
+
+
+def test_time_budget_stop_is_collective(tiny_synth: Path, tmp_path: Path) -> None:
+    # Rank 0 is past its time budget after the first epoch, rank 1 is not: both stop there
+    # (a rank going on alone would wait for its peer's gradients forever).
+    r0, r1 = _torchrun_hourglass(tiny_synth, tmp_path, "rank0-stops", epochs=3)
+    assert r0["epochs"] == r1["epochs"] == 1
+    ckpt = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
+    assert ckpt["epoch"] == 1 and len(ckpt["rng"]) == 2
+
+
+def test_any_rank_outside_a_process_group_is_the_flag() -> None:
+    from ap10k.train import any_rank
+
+    assert any_rank(True, torch.device("cpu")) and not any_rank(False, torch.device("cpu"))
+
+
+def test_resume_reloads_the_run_config_and_rejects_conflicting_flags(
+        tiny_synth: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    args = ["train", "--model", "resnet18", "--train",
+            str(tiny_synth / "annotations" / "synth-train.json"),
+            "--images", str(tiny_synth / "data"), "-o", str(run), "--input-size", "64",
+            "--batch-size", "4", "--lr", "1e-3", "--workers", "0", "--no-progress"]
+    assert main([*args, "--epochs", "1"]) == 0
+    before = (run / "last.pt").read_bytes()
+    # a fresh run refuses the folder
+    assert main([*args, "--epochs", "1"]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert (run / "last.pt").read_bytes() == before
+    # conflicting settings are refused, naming them; nothing is trained
+    assert main([*args, "--resume", "--lr", "2e-3", "--epochs", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "lr: 0.001 -> 0.002" in err and "batch" not in err
+    assert main([*args, "--resume", "--input-size", "96"]) == 2
+    assert "pipeline.input_size: 64 -> 96" in capsys.readouterr().err
+    assert (run / "last.pt").read_bytes() == before
+    # repeated identical flags are accepted, --epochs may grow
+    assert main([*args, "--resume", "--epochs", "2"]) == 0
+    assert torch.load(run / "last.pt", weights_only=False)["epoch"] == 2
+    # -o alone: the rest comes from RUN/config.json
+    assert main(["train", "-o", str(run), "--resume", "--epochs", "3", "--no-progress"]) == 0
+    ckpt = torch.load(run / "last.pt", weights_only=False)
+    assert ckpt["epoch"] == 3 and ckpt["config"]["pipeline"]["input_size"] == 64
+    capsys.readouterr()
+    assert main(["train", "-o", str(tmp_path / "none"), "--resume"]) == 2
+    assert "nothing to resume" in capsys.readouterr().err

@@ -114,6 +114,33 @@ def test_cli_refuses_to_overwrite_or_resume_nothing(dataset_dir, tmp_path, capsy
     assert "not a vbgm dataset" in capsys.readouterr().err
 
 
+def test_resume_accepts_repeated_flags_and_refuses_conflicting_ones(dataset_dir, tmp_path,
+                                                                     capsys):
+    run = tmp_path / "run"
+    args = ["train", str(dataset_dir), "-o", str(run), "--config", "tiny", "--batch-size", "2",
+            "--seq-len", "32", "--eval-every", "2", "--no-progress"]
+    assert main([*args, "--steps", "2"]) == 0
+    before = (run / "last.pt").read_bytes()
+    # --config used to be ignored on resume: a model of another size is a conflict
+    capsys.readouterr()
+    assert main(["train", str(dataset_dir), "-o", str(run), "--resume", "--config", "small"]) == 2
+    assert "model: 'tiny' -> 'small'" in capsys.readouterr().err
+    assert main([*args, "--resume", "--lr", "0.5", "--ablate-controls"]) == 2
+    err = capsys.readouterr().err
+    assert "lr: 0.001 -> 0.5" in err and "ablate_controls: False -> True" in err
+    assert "batch_size" not in err
+    assert (run / "last.pt").read_bytes() == before
+    # the same flags again are accepted, and --steps may grow
+    assert main([*args, "--resume", "--steps", "3"]) == 0
+    assert "trained to step 3" in capsys.readouterr().out
+    # no flags: the stored settings
+    assert main(["train", str(dataset_dir), "-o", str(run), "--resume", "--steps", "4",
+                 "--no-progress"]) == 0
+    extra = load_checkpoint(run / "last.pt")[1]["extra"]
+    assert extra["step"] == 4 and extra["train"]["model"] == "tiny"
+    assert extra["train"]["batch_size"] == 2 and set(extra["rng"][0]) == {"cpu"}
+
+
 def test_init_from_starts_a_new_run_from_shipped_weights(dataset_dir, tmp_path, capsys):
     """A later session continues training from committed weights (no optimiser state)."""
     ds = Dataset.load(dataset_dir)

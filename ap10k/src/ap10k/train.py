@@ -65,6 +65,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda
     max_minutes: float | None = None  # stop (after a complete epoch) past this wall time
     max_cpu_minutes: float | None = None  # ... or past this much CPU time (all cores, workers)
+    amp: str = "none"  # none | bf16 (autocast of the training forward pass)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
 
     def schedule_milestones(self) -> list[int]:
@@ -94,6 +95,41 @@ class TrainConfig:
         if bad:
             raise AP10KError(f"{source}: unknown pipeline keys: {', '.join(bad)}")
         return cls(**data, pipeline=PipelineConfig(**pipe))
+
+
+# Settings a resumed run may change: how long and where it runs, not what it computes.
+RESUMABLE_CHANGES = ("out", "epochs", "max_minutes", "max_cpu_minutes", "workers", "device")
+
+
+def config_conflicts(stored: dict[str, Any], given: dict[str, Any],
+                     allowed: tuple[str, ...] = RESUMABLE_CHANGES) -> list[str]:
+    """`key: stored -> given` for every given setting (nested under `pipeline` too) that differs
+    from the stored run's and may not change on resume; identical repeats are no conflict."""
+    out = []
+    for key, value in given.items():
+        if key in allowed:
+            continue
+        old = stored.get(key)
+        if isinstance(value, dict) and isinstance(old, dict):
+            out += [f"{key}.{c}" for c in config_conflicts(old, value, ())]
+        elif _jsonish(value) != _jsonish(old):
+            out.append(f"{key}: {old!r} -> {value!r}")
+    return out
+
+
+def _jsonish(value: Any) -> Any:
+    """Tuples and lists compare alike (a config read back from JSON holds lists)."""
+    return json.loads(json.dumps(value))
+
+
+def any_rank(flag: bool, device: torch.device) -> bool:
+    """True on every rank when `flag` is true on any (an all-reduce MAX; the flag's tensor lives
+    on the process's device, as NCCL needs); the flag itself outside a process group."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return flag
+    t = torch.tensor([1 if flag else 0], dtype=torch.int32, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
 
 
 def lr_at(iteration: int, epoch: int, cfg: TrainConfig) -> float:
@@ -144,6 +180,7 @@ class TrainResult:
     last_ap: float | None
     history: list[dict[str, Any]]
     out: Path
+    model: nn.Module | None = None  # the trained model (this rank's copy)
 
 
 def cpu_seconds() -> float:
@@ -168,20 +205,26 @@ def _pick_device(name: str, local_rank: int) -> torch.device:
     return torch.device(name)
 
 
-def _rng_state() -> dict[str, Any]:
+def _rng_state(device: torch.device) -> dict[str, Any]:
+    """This process's RNG states; on CUDA also its own device's generator."""
     state = {"python": random.getstate(), "numpy": np.random.get_state(),
              "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
     return state
 
 
-def _set_rng_state(state: dict[str, Any]) -> None:
+def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
+    """Restore `_rng_state`; a CUDA state goes to this process's device (when it is CUDA)."""
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    cuda = state.get("cuda")
+    if device.type == "cuda" and cuda is not None:
+        if isinstance(cuda, list | tuple):  # older checkpoints: every visible device's state
+            cuda = cuda[device.index or 0] if len(cuda) > (device.index or 0) else None
+        if cuda is not None:
+            torch.cuda.set_rng_state(cuda, device)
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
@@ -245,7 +288,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
     """Train `cfg.model` as configured; `resume` continues from `cfg.out/last.pt`.
 
     `stop_after` ends the run after that many epochs in total (the schedule still follows
-    `cfg.epochs`); used to simulate an interrupted run.
+    `cfg.epochs`); used to simulate an interrupted run. A new run refuses a folder that holds a
+    run (`last.pt`); a resumed one refuses settings that differ from the stored ones, except
+    those in RESUMABLE_CHANGES. The time budget is decided by all ranks together.
     """
     from ap10k.dataset import CocoDataset
     from ap10k.models import build_model
@@ -257,6 +302,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     main = rank == 0
     out = Path(cfg.out)
+    if cfg.amp not in ("none", "bf16"):
+        raise AP10KError(f"amp {cfg.amp!r}: choose none or bf16")
+    if not resume and (out / "last.pt").is_file():
+        raise AP10KError(f"{out}: already holds a run (last.pt); pass --resume or another -o")
 
     random.seed(cfg.seed + rank)
     np.random.seed(cfg.seed + rank)
@@ -282,11 +331,15 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
         if ckpt["config"]["model"] != cfg.model:
             raise AP10KError(f"{last}: was trained as {ckpt['config']['model']!r}, "
                              f"not {cfg.model!r}")
+        conflicts = config_conflicts(ckpt["config"], cfg.to_dict())
+        if conflicts:
+            raise AP10KError(f"{last}: --resume continues the stored settings; these differ: "
+                             + "; ".join(conflicts))
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         start_epoch, iteration = ckpt["epoch"], ckpt["iteration"]
         best_ap, history = ckpt["best_ap"], ckpt["history"]
-        _set_rng_state(ckpt["rng"][min(rank, len(ckpt["rng"]) - 1)])
+        _set_rng_state(ckpt["rng"][min(rank, len(ckpt["rng"]) - 1)], device)
     elif main:
         out.mkdir(parents=True, exist_ok=True)
         write_text_atomic(out / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
@@ -307,6 +360,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
     end_epoch = cfg.epochs if stop_after is None else min(cfg.epochs, stop_after)
     last_ap = next((r["val_AP"] for r in reversed(history) if r.get("val_AP") != ""), None)
     epochs_done = start_epoch
+    stacked = getattr(model, "num_stacks", 1) > 1
     for epoch in range(start_epoch, end_epoch):
         data.set_epoch(epoch)
         sampler.set_epoch(epoch)
@@ -325,11 +379,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
                 group["lr"] = lr
             images, target, weight = (t.to(device, non_blocking=True)
                                       for t in (images, target, weight))
-            if hasattr(model, "forward_stacks") and getattr(model, "num_stacks", 1) > 1:
-                pred = (net.module if distributed else net).forward_stacks(images)
-            else:
-                pred = net(images)
-            loss = heatmap_loss(pred, target, weight)
+            # always through `net`, so DDP all-reduces the gradients of every stack
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp == "bf16"):
+                pred = net(images, stacks=True) if stacked else net(images)
+                loss = heatmap_loss(pred, target, weight)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -346,10 +399,12 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
                                "train_loss": total / max(count, 1),
                                "images_per_s": count * world / max(seconds, 1e-9),
                                "val_AP": "", "val_AP50": "", "val_AR": ""}
-        over_budget = ((cfg.max_minutes is not None
-                        and time.monotonic() - t_start > cfg.max_minutes * 60)
-                       or (cfg.max_cpu_minutes is not None
-                           and cpu_seconds() - cpu_start > cfg.max_cpu_minutes * 60))
+        # each rank's clock differs: stop when any rank is past the budget, all together
+        over_budget = any_rank((cfg.max_minutes is not None
+                                and time.monotonic() - t_start > cfg.max_minutes * 60)
+                               or (cfg.max_cpu_minutes is not None
+                                   and cpu_seconds() - cpu_start > cfg.max_cpu_minutes * 60),
+                               device)
         is_last = epoch + 1 == end_epoch or over_budget
         do_val = val_set is not None and ((epoch + 1) % cfg.val_every == 0 or is_last)
         if do_val and main:
@@ -357,7 +412,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
             row.update(val_AP=stats["AP"], val_AP50=stats["AP50"], val_AR=stats["AR"])
             last_ap = stats["AP"]
         history.append(row)
-        rngs = [_rng_state()]
+        rngs = [_rng_state(device)]
         if distributed:
             gathered: list[Any] = [None] * world
             dist.all_gather_object(gathered, rngs[0])
@@ -387,4 +442,4 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
     if distributed:
         dist.destroy_process_group()
     return TrainResult(epochs_done=epochs_done, best_ap=best_ap, last_ap=last_ap,
-                       history=history, out=out)
+                       history=history, out=out, model=model)

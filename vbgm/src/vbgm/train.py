@@ -282,8 +282,46 @@ def initial_weights(path: Path, mc: CMTConfig) -> dict[str, Tensor]:
     return src.state_dict()
 
 
-def _gather_rng(d: Dist) -> list[Tensor]:
-    state = torch.get_rng_state()
+# Settings a resumed run may change: its length, not what it computes.
+RESUMABLE_CHANGES = ("steps",)
+
+
+def stored_config(run_dir: str | Path) -> TrainConfig:
+    """The TrainConfig of the run in run_dir (from its last.pt)."""
+    last = Path(run_dir) / "last.pt"
+    if not last.is_file():
+        raise VbgmError(f"{last}: nothing to resume (no checkpoint in the run directory)")
+    return TrainConfig(**load_checkpoint(last)[1]["extra"]["train"])
+
+
+def config_conflicts(stored: TrainConfig, given: dict[str, Any]) -> list[str]:
+    """`key: stored -> given` for each given setting that differs from the stored run's and may
+    not change on resume (RESUMABLE_CHANGES may); repeating a stored value is no conflict."""
+    old = asdict(stored)
+    return [f"{k}: {old.get(k)!r} -> {v!r}" for k, v in given.items()
+            if k not in RESUMABLE_CHANGES and old.get(k) != v]
+
+
+def _rng_state(d: Dist) -> dict[str, Tensor]:
+    """This process's torch RNG states: the CPU one and, on CUDA, its own device's."""
+    state = {"cpu": torch.get_rng_state()}
+    if d.device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(d.device)
+    return state
+
+
+def _set_rng_state(state: dict[str, Tensor] | Tensor, d: Dist) -> None:
+    """Restore `_rng_state` (older checkpoints stored the CPU state alone)."""
+    if isinstance(state, Tensor):
+        state = {"cpu": state}
+    torch.set_rng_state(state["cpu"])
+    if d.device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], d.device)
+
+
+def _gather_rng(d: Dist) -> list[dict[str, Tensor]]:
+    """Every rank's RNG states, in rank order (all ranks call it)."""
+    state = _rng_state(d)
     if d.world == 1:
         return [state]
     out: list[Any] = [None] * d.world
@@ -297,7 +335,8 @@ def train(ds: SongSource, run_dir: str | Path, tc: TrainConfig | None = None,
           progress: bool = True) -> dict[str, Any]:
     """Train into run_dir (a new run from `tc`, or `resume` the one there); returns a summary.
 
-    On resume the stored TrainConfig is used (`tc` is ignored); `steps` overrides the total
+    On resume the stored TrainConfig is used (`tc` is ignored; the command line checks given
+    flags against it with `config_conflicts`); `steps` overrides the total
     number of steps in either case. `stop_after` ends this run after that many steps (with a
     checkpoint) without changing the schedule, for time-sliced training.
     """
@@ -349,7 +388,7 @@ def train(ds: SongSource, run_dir: str | Path, tc: TrainConfig | None = None,
                                   ckpt_meta["best_val"])
         rngs = ckpt_meta["rng"]
         if len(rngs) == d.world:
-            torch.set_rng_state(rngs[d.rank])
+            _set_rng_state(rngs[d.rank], d)
     rows = read_log(run_dir, step) if (resume and d.main) else []
 
     def batches_from(epoch: int, pos: int) -> Iterator[tuple[int, int, list[Window]]]:
@@ -419,7 +458,9 @@ def train(ds: SongSource, run_dir: str | Path, tc: TrainConfig | None = None,
         improved = False
         if do_eval:
             if d.world > 1:  # every rank learns the validation result (for `best`)
-                v = torch.tensor([val if d.main else 0.0], dtype=torch.float64)
+                # on the process's device: NCCL takes CUDA tensors only
+                v = torch.tensor([val if d.main else 0.0], dtype=torch.float64,
+                                 device=d.device)
                 dist.broadcast(v, 0)
                 val = float(v)
             improved = val < best
@@ -437,7 +478,7 @@ def train(ds: SongSource, run_dir: str | Path, tc: TrainConfig | None = None,
                         {"step": meta["extra"].get("step", step), "val_loss": best,
                          "corpus_stats": stats}, half=True)
     if d.world > 1:
-        dist.barrier()
+        dist.barrier(device_ids=[d.device.index] if d.device.type == "cuda" else None)
         if d.owns_group:
             dist.destroy_process_group()
     return {"step": step, "best_val": best, "run_dir": str(run_dir), "rank": d.rank,

@@ -6,11 +6,17 @@ Flags override the values in CONFIG.json (a JSON object with the fields of
 `ap10k.train.TrainConfig`, `pipeline` nested). Multi-GPU / multi-process:
 `torchrun --nproc_per_node N -m ap10k.cli train ...` (NCCL on GPUs, gloo on CPU);
 --batch-size is per process.
+
+--resume continues RUN (-o, or `out` of CONFIG.json) from RUN/last.pt with the settings stored in
+RUN/config.json: a flag (or CONFIG.json value) that repeats a stored setting is accepted, one that
+differs is an error, except --epochs, --max-minutes, --max-cpu-minutes, --workers and --device.
+Without --resume a folder that already holds a run is refused.
 """
 
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -36,9 +42,55 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-minutes", type=float, help="stop after the epoch that passes this")
     p.add_argument("--max-cpu-minutes", type=float,
                    help="stop after the epoch that passes this much CPU time (all cores)")
-    p.add_argument("--resume", action="store_true", help="continue RUN/last.pt exactly")
+    p.add_argument("--amp", choices=("none", "bf16"),
+                   help="autocast the training forward pass (bf16: for GPUs)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue RUN/last.pt exactly, with RUN/config.json's settings")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
+
+
+def _flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings the command line gives (those not given are left out)."""
+    flags = {"model": args.model, "pretrained": args.pretrained, "train": args.train,
+             "val": args.val, "images": args.images, "val_images": args.val_images,
+             "out": args.out, "epochs": args.epochs, "batch_size": args.batch_size,
+             "lr": args.lr, "val_every": args.val_every, "workers": args.workers,
+             "device": args.device, "seed": args.seed, "max_minutes": args.max_minutes,
+             "max_cpu_minutes": args.max_cpu_minutes, "amp": args.amp}
+    given: dict[str, Any] = {k: v for k, v in flags.items() if v is not None}
+    if args.input_size is not None:
+        given["pipeline"] = {"input_size": args.input_size,
+                             "heatmap_size": args.input_size // 4}
+    return given
+
+
+def _resume_config(args: argparse.Namespace, data: dict[str, Any]):  # -> TrainConfig
+    """The stored run's config (RUN/config.json) with the given settings checked against it."""
+    from pathlib import Path
+
+    from ap10k.dataset import read_json
+    from ap10k.errors import AP10KError
+    from ap10k.train import RESUMABLE_CHANGES, TrainConfig, config_conflicts
+
+    given = {**data, **_flags(args)}
+    if "pipeline" in data and "pipeline" in given:
+        given["pipeline"] = {**data["pipeline"], **given["pipeline"]}
+    if not given.get("out"):
+        raise AP10KError("--resume needs the run folder: -o RUN (or `out` in CONFIG)")
+    stored_file = Path(given["out"]) / "config.json"
+    if not stored_file.is_file():
+        raise AP10KError(f"{stored_file}: nothing to resume (no config.json in the run folder)")
+    cfg = TrainConfig.from_dict(read_json(stored_file), source=str(stored_file))
+    conflicts = config_conflicts(cfg.to_dict(), given)
+    if conflicts:
+        raise AP10KError(f"{given['out']}: --resume continues the stored settings; only "
+                         f"{', '.join(RESUMABLE_CHANGES[1:])} may change ("
+                         + "; ".join(conflicts) + ")")
+    for key in RESUMABLE_CHANGES:
+        if key in given:
+            setattr(cfg, key, given[key])
+    return cfg
 
 
 def build_config(args: argparse.Namespace):  # -> TrainConfig (lazy import keeps --help fast)
@@ -47,22 +99,18 @@ def build_config(args: argparse.Namespace):  # -> TrainConfig (lazy import keeps
     from ap10k.errors import AP10KError
     from ap10k.train import TrainConfig
 
+    if args.input_size is not None and args.input_size % 4:
+        raise AP10KError(f"--input-size {args.input_size}: must be a multiple of 4")
     data = read_json(args.config) if args.config else {}
     cfg = TrainConfig.from_dict(data, source=args.config or "<flags>")
-    flags = {"model": args.model, "pretrained": args.pretrained, "train": args.train,
-             "val": args.val, "images": args.images, "val_images": args.val_images,
-             "out": args.out, "epochs": args.epochs, "batch_size": args.batch_size,
-             "lr": args.lr, "val_every": args.val_every, "workers": args.workers,
-             "device": args.device, "seed": args.seed, "max_minutes": args.max_minutes,
-             "max_cpu_minutes": args.max_cpu_minutes}
-    for key, value in flags.items():
-        if value is not None:
+    if args.resume:
+        cfg = _resume_config(args, data)
+    for key, value in ({} if args.resume else _flags(args)).items():
+        if key == "pipeline":
+            for name, v in value.items():
+                setattr(cfg.pipeline, name, v)
+        else:
             setattr(cfg, key, value)
-    if args.input_size is not None:
-        if args.input_size % 4:
-            raise AP10KError(f"--input-size {args.input_size}: must be a multiple of 4")
-        cfg.pipeline.input_size = args.input_size
-        cfg.pipeline.heatmap_size = args.input_size // 4
     if not cfg.train or not cfg.images:
         raise AP10KError("training needs --train JSON and --images DIR (or them in CONFIG)")
     for name in ("epochs", "batch_size", "val_every", "checkpoint_every"):

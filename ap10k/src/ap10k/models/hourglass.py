@@ -65,7 +65,8 @@ class HourglassModule(nn.Module):
 class StackedHourglass(nn.Module):
     """Image (B,3,H,W) → heatmaps (B, num_keypoints, H/4, W/4) of the last stack.
 
-    `forward_stacks` returns every stack's heatmaps for intermediate supervision.
+    `forward(x, stacks=True)` (or `forward_stacks`) returns every stack's heatmaps for
+    intermediate supervision; training calls it through the (DDP) wrapper's forward.
     """
 
     def __init__(self, num_stacks: int = 1, num_keypoints: int = 17, downsample_times: int = 5,
@@ -105,5 +106,7 @@ class StackedHourglass(nn.Module):
                 inter = self.inters[i](self.relu(inter))
         return outs
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.forward_stacks(x)[-1]
+    def forward(self, x: Tensor, stacks: bool = False) -> Tensor | list[Tensor]:
+        """The last stack's heatmaps, or every stack's (a list) when `stacks`."""
+        outs = self.forward_stacks(x)
+        return outs if stacks else outs[-1]

@@ -1,6 +1,11 @@
 """`vbgm train DATASET_DIR -o RUN_DIR`: train (or resume) a CMT on a prepared dataset.
 
 Multi-process: `torchrun --nproc_per_node N -m vbgm.cli train ...` (gloo on CPU, nccl on GPU).
+
+--resume continues the run in RUN_DIR with the settings stored in its last.pt: a flag that repeats
+a stored setting is accepted, one that differs is an error (only --steps and --stop-after may
+change). Without --resume a folder that already holds a run is refused; --init-from starts a new
+run from given weights.
 """
 
 from __future__ import annotations
@@ -13,8 +18,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                               description=__doc__.splitlines()[0])
     p.add_argument("dataset", help="dataset folder written by `vbgm prepare`")
     p.add_argument("-o", "--output", required=True, help="run folder (checkpoints, log, plot)")
-    p.add_argument("--config", default="small", choices=["small", "paper", "tiny"],
-                   help="model size (tiny: smoke runs only)")
+    p.add_argument("--config", choices=["small", "paper", "tiny"],
+                   help="model size (default small; tiny: smoke runs only)")
     p.add_argument("--steps", type=int, help="total optimiser steps (default 1500)")
     p.add_argument("--resume", action="store_true", help="continue the run in the run folder")
     p.add_argument("--init-from", metavar="MODEL.pt",
@@ -47,9 +52,13 @@ def run(args: argparse.Namespace) -> int:
 
     from vbgm.dataset import Dataset
     from vbgm.errors import VbgmError
-    from vbgm.train import TrainConfig, train
+    from vbgm.train import TrainConfig, config_conflicts, stored_config, train
 
     given = {k: getattr(args, a) for a, k in _OPTIONS.items() if getattr(args, a) is not None}
+    if args.config is not None:
+        given["model"] = args.config
+    if args.ablate_controls:
+        given["ablate_controls"] = True
     if args.init_from:
         if args.resume:
             raise VbgmError(f"{args.output}: --init-from starts a new run; --resume continues "
@@ -59,10 +68,12 @@ def run(args: argparse.Namespace) -> int:
         if not Path(args.init_from).is_file():
             raise VbgmError(f"{args.init_from}: no such checkpoint file")
         given["init_from"] = str(Path(args.init_from).resolve())
-    if args.resume and (given or args.ablate_controls):
-        raise VbgmError(f"{args.output}: --resume continues the stored settings; only --steps "
-                        f"and --stop-after may change (got {sorted(given)})")
-    tc = replace(TrainConfig(model=args.config, ablate_controls=args.ablate_controls), **given)
+    if args.resume:
+        conflicts = config_conflicts(stored_config(args.output), given)
+        if conflicts:
+            raise VbgmError(f"{args.output}: --resume continues the stored settings; only "
+                            f"--steps and --stop-after may change ({'; '.join(conflicts)})")
+    tc = replace(TrainConfig(), **given)
     if args.threads:
         import torch
 
