@@ -14,10 +14,10 @@ from pathlib import Path
 
 import av
 import numpy as np
-from tqdm import tqdm
 
 from vbgm.atomic import atomic_path
 from vbgm.errors import VbgmError
+from vbgm.progress import stage
 
 # Background colours of the scenes (RGB); consecutive scenes differ strongly so a cut is obvious.
 BACKGROUNDS: tuple[tuple[int, int, int], ...] = (
@@ -163,7 +163,8 @@ def make_demo_video(path: str | os.PathLike[str], seconds: float = 20.0,
         stream.options = {"crf": str(crf), "preset": "veryfast"}
         stream.codec_context.colorspace = 6  # tag the pixels as BT.601 (AVCOL_SPC_SMPTE170M)
         scene, shapes = -1, []
-        for i in tqdm(range(n_frames), desc="demo video", unit="frame", disable=not progress):
+        bar = stage("demo video", n_frames, "frame", enabled=progress)
+        for i in range(n_frames):
             new_scene = sum(i >= c for c in cut_frames)
             if new_scene != scene:
                 scene = new_scene
@@ -175,6 +176,8 @@ def make_demo_video(path: str | os.PathLike[str], seconds: float = 20.0,
             frame = av.VideoFrame.from_ndarray(image, format="yuv420p")
             frame.pts = i
             out.mux(stream.encode(frame))
+            bar.update(1)
         out.mux(stream.encode(None))
+        bar.close()
     return DemoVideo(path=Path(path), fps=fps, size=(width, height), n_frames=n_frames,
                      cuts=tuple(c / fps for c in cut_frames), speed=speed)

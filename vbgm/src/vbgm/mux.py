@@ -26,7 +26,7 @@ import numpy as np
 from vbgm.atomic import atomic_path
 from vbgm.errors import VbgmError, WriteError, reason
 from vbgm.formats import CONTAINERS
-from vbgm.render import db_to_gain, fade, limit_peaks
+from vbgm.render import BLOCK, AudioFile, db_to_gain, fade, limit_blocks, limit_peaks
 
 # The video codecs each output container (vbgm.formats.CONTAINERS) can take by stream copy.
 COPYABLE: dict[str, frozenset[str]] = {
@@ -60,7 +60,7 @@ class MuxConfig:
     audio_bitrate: int = 192_000
     aac_coder: str = "fast"  # FFmpeg's AAC coder: "fast" is ~2x quicker than "twoloop" at 192k
     crf: int = 20
-    preset: str = "veryfast"
+    preset: str = "superfast"  # 1.6x faster than veryfast for ~40 % more bytes at the crf
     reencode: bool = False
 
 
@@ -195,12 +195,14 @@ def _open_video_stream(out: av.container.OutputContainer, src: av.VideoStream, c
     return stream
 
 
-def mux(video_in: str | os.PathLike[str], audio: np.ndarray, sample_rate: int,
+def mux(video_in: str | os.PathLike[str], audio: np.ndarray | AudioFile, sample_rate: int,
         out_path: str | os.PathLike[str], keep_audio: bool = False,
         music_gain_db: float | None = None, original_gain_db: float | None = None,
         config: MuxConfig | None = None, warn: Callable[[str], None] = _warn) -> MuxResult:
     """Write `out_path`: the video of `video_in` with `audio` ((n, 2) or (n,) float, at
-    `sample_rate`) as its sound track, trimmed or padded to the video's duration.
+    `sample_rate`) as its sound track, trimmed or padded to the video's duration. An
+    `AudioFile` is read, limited and encoded block by block (memory flat in the length) unless
+    `keep_audio` needs it whole.
 
     keep_audio mixes the input's own sound (at original_gain_db) under the music (at
     music_gain_db); the mix is peak-limited so it cannot clip. The output suffix picks the
@@ -224,10 +226,14 @@ def mux(video_in: str | os.PathLike[str], audio: np.ndarray, sample_rate: int,
     if sample_rate not in AAC_RATES:
         raise VbgmError(f"{out_path}: AAC cannot store {sample_rate} Hz audio; use one of "
                         f"{', '.join(map(str, sorted(AAC_RATES)))}")
-    try:
-        music = _stereo(audio) * np.float32(db_to_gain(music_gain_db))
-    except ValueError as exc:
-        raise VbgmError(f"{out_path}: bad music for {src_path}: {exc}") from exc
+    gain = np.float32(db_to_gain(music_gain_db))
+    if isinstance(audio, AudioFile) and not keep_audio:
+        music: np.ndarray | _Scaled = _Scaled(audio, gain)  # read block by block: flat memory
+    else:
+        try:
+            music = _stereo(audio.to_array() if isinstance(audio, AudioFile) else audio) * gain
+        except ValueError as exc:
+            raise VbgmError(f"{out_path}: bad music for {src_path}: {exc}") from exc
 
     try:
         try:
@@ -247,7 +253,56 @@ def mux(video_in: str | os.PathLike[str], audio: np.ndarray, sample_rate: int,
         raise VbgmError(f"{src_path}: cannot read this video ({reason(exc)})") from exc
 
 
-def _write(src: av.container.InputContainer, music: np.ndarray, original: np.ndarray | None,
+class _Scaled:
+    """An AudioFile read at a gain, with silence past its end."""
+
+    def __init__(self, audio: AudioFile, gain: np.float32) -> None:
+        self.audio, self.gain = audio, gain
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        x = self.audio.read(start, stop) * self.gain
+        missing = stop - start - len(x)
+        return np.concatenate([x, np.zeros((missing, 2), np.float32)]) if missing > 0 else x
+
+
+def _block_frames(music: _Scaled, n: int, sample_rate: int, pts0: int, ceiling_db: float
+                  ) -> Iterator[av.AudioFrame]:
+    """`_audio_frames` of the music fitted to `n` frames (`fit_to_length`) and peak-limited,
+    computed one block at a time (BLOCK is a multiple of AAC_FRAME, so the frames are the same).
+    """
+    trimmed = len(music.audio) > n
+    n_fade = min(n, round(TRIM_FADE_S * sample_rate)) if trimmed else 0
+    ramp = fade(np.ones((n_fade, 2), np.float32), sample_rate, 0.0, TRIM_FADE_S) \
+        if n_fade else None
+
+    def fitted(start: int, stop: int) -> np.ndarray:
+        x = music.read(start, stop)
+        if ramp is not None and stop > n - n_fade:
+            a = max(start, n - n_fade)
+            x[a - start:] = x[a - start:] * ramp[a - (n - n_fade): stop - (n - n_fade)]
+        return x
+
+    at = pts0
+    for block in limit_blocks(fitted, n, sample_rate, ceiling_db, size=BLOCK):
+        yield from _audio_frames(block, sample_rate, at)
+        at += len(block)
+
+
+def _track(music: np.ndarray, original: np.ndarray | None, original_start: float,
+           timing: _VideoTiming, n: int, sample_rate: int, original_gain: float,
+           cfg: MuxConfig) -> np.ndarray:
+    """The whole sound track in memory: music (plus the original sound), fitted and limited."""
+    track = fit_to_length(music, n, sample_rate)
+    if original is not None:
+        offset = round((original_start - timing.start_s) * sample_rate)
+        original = original[-offset:] if offset < 0 else np.concatenate(
+            [np.zeros((offset, 2), np.float32), original])
+        track = track + fit_to_length(original, n, sample_rate) * np.float32(original_gain)
+    return limit_peaks(track, sample_rate, cfg.ceiling_db)
+
+
+def _write(src: av.container.InputContainer, music: np.ndarray | _Scaled,
+           original: np.ndarray | None,
            original_start: float, timing: _VideoTiming, sample_rate: int, out_path: Path,
            fmt: str, original_gain: float, cfg: MuxConfig) -> MuxResult:
     vin = src.streams.video[0]
@@ -255,22 +310,17 @@ def _write(src: av.container.InputContainer, music: np.ndarray, original: np.nda
 
     # The sound track: music (plus the original sound) over the video's exact span.
     n = round(timing.duration_s * sample_rate)
-    track = fit_to_length(music, n, sample_rate)
-    if original is not None:
-        offset = round((original_start - timing.start_s) * sample_rate)
-        original = original[-offset:] if offset < 0 else np.concatenate(
-            [np.zeros((offset, 2), np.float32), original])
-        track = track + fit_to_length(original, n, sample_rate) * np.float32(original_gain)
-    track = limit_peaks(track, sample_rate, cfg.ceiling_db)
-
+    t0 = timing.start_s if copy else 0.0  # copied packets keep their timestamps
+    if isinstance(music, _Scaled):
+        frames = _block_frames(music, n, sample_rate, round(t0 * sample_rate), cfg.ceiling_db)
+    else:
+        frames = _audio_frames(_track(music, original, original_start, timing, n, sample_rate,
+                                      original_gain, cfg), sample_rate, round(t0 * sample_rate))
     with atomic_path(out_path) as tmp, av.open(str(tmp), "w", format=fmt) as out:
         vout = _open_video_stream(out, vin, copy, cfg)
         aout = out.add_stream("aac", rate=sample_rate, layout="stereo")
         aout.bit_rate = cfg.audio_bitrate
         aout.options = {"aac_coder": cfg.aac_coder}
-        # Copied packets keep their timestamps; re-encoded frames are shifted to start at 0.
-        t0 = timing.start_s if copy else 0.0
-        frames = _audio_frames(track, sample_rate, round(t0 * sample_rate))
         audio_time = t0
         encoded = 0
 

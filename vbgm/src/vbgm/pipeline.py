@@ -7,7 +7,10 @@ the CLI, `make demo` and the end-to-end benchmark run exactly the same code.
 from __future__ import annotations
 
 import os
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -35,10 +38,25 @@ def default_checkpoint() -> Path:
     return path
 
 
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """Torch on one thread while a checkpoint loads: its ~80 small per-tensor checks and
+    conversions cost 1 s with the thread pool on a busy 2-core machine, 0.1 s without it."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def load_model(checkpoint: str | os.PathLike[str] | None = None) -> CMT:
     """The model at `checkpoint`, or the shipped default one."""
     path = Path(checkpoint) if checkpoint else default_checkpoint()
-    model, _ = load_checkpoint(path)
+    with _one_thread():
+        model, _ = load_checkpoint(path)
     return model
 
 
@@ -53,14 +71,16 @@ def load_stats(checkpoint: str | os.PathLike[str] | None = None) -> CorpusStats:
     """The corpus statistics of the model at `checkpoint` (None: the shipped model's)."""
     if not checkpoint:
         return corpus_stats.shipped()  # the shipped model's corpus, beside default.pt
-    return stats_of(load_checkpoint(Path(checkpoint))[1])
+    with _one_thread():
+        return stats_of(load_checkpoint(Path(checkpoint))[1])
 
 
 def load_model_and_stats(checkpoint: str | os.PathLike[str] | None = None
                          ) -> tuple[CMT, CorpusStats]:
     """`load_model` and `load_stats` of one checkpoint, reading the file once."""
     path = Path(checkpoint) if checkpoint else default_checkpoint()
-    model, meta = load_checkpoint(path)
+    with _one_thread():
+        model, meta = load_checkpoint(path)
     return model, stats_of(meta)
 
 
@@ -111,10 +131,14 @@ def compose(model: CMT, controls: Controls, tempo_bpm: float, request: Request =
 
     stats: the model's corpus statistics (`load_stats`; None = the shipped ones).
     """
+    from vbgm.progress import interactive, stage
+
     t0 = time.perf_counter()
+    live = progress and interactive()  # sampling's own bar: throttled, redraws a terminal only
     try:
-        gens = generate(model, controls, request, config, candidates=candidates, seed=seed,
-                        progress=progress, stats=stats)
+        with stage("generate", controls.n_sixteenths, "sixteenth", enabled=progress and not live):
+            gens = generate(model, controls, request, config, candidates=candidates, seed=seed,
+                            progress=live, stats=stats)
     except RuntimeError as exc:  # torch.multinomial on NaN/inf: weights that load_checkpoint
         if "probability tensor" not in str(exc):  # could not tell were damaged
             raise
@@ -175,7 +199,7 @@ def score_video(video: Path, out: Outputs, model: CMT, request: Request = Reques
     """
     from vbgm.midi import song_to_score
     from vbgm.mux import mux
-    from vbgm.render import render_midi, write_wav
+    from vbgm.render import render_to_file, write_wav
     from vbgm.transaction import Transaction, room_for
     from vbgm.video import analyze
 
@@ -208,14 +232,15 @@ def score_video(video: Path, out: Outputs, model: CMT, request: Request = Reques
         score = song_to_score(music.song, analysis.tempo_bpm)
         if out.midi:  # bytes written here: symusic's dump_midi ignores a full disk
             tx.path(out.midi).write_bytes(score.dumps_midi())
-        audio = render_midi(score, 44100, backend=backend)
-        timings["render"] = time.perf_counter() - t
-        if out.wav:
-            write_wav(tx.path(out.wav), audio, 44100)
-        t = time.perf_counter()
-        mux(video, audio, 44100, tx.path(out.video), keep_audio=keep_audio,
-            **({"warn": warn} if warn else {}))
-        timings["mux"] = time.perf_counter() - t
+        with tempfile.TemporaryDirectory(prefix="vbgm-audio-") as scratch:  # blocks: flat memory
+            audio = render_to_file(score, Path(scratch) / "music.f32", 44100, backend=backend)
+            timings["render"] = time.perf_counter() - t
+            if out.wav:
+                write_wav(tx.path(out.wav), audio, 44100)
+            t = time.perf_counter()
+            mux(video, audio, 44100, tx.path(out.video), keep_audio=keep_audio,
+                **({"warn": warn} if warn else {}))
+            timings["mux"] = time.perf_counter() - t
         log(f"  rendered + muxed [{timings['render']:.1f} s + {timings['mux']:.1f} s]")
         if out.analysis:
             tx.path(out.analysis).write_text(analysis.to_json() + "\n", encoding="utf-8")

@@ -310,7 +310,8 @@ def iter_frames(path: str | os.PathLike[str], config: AnalysisConfig = AnalysisC
     complete once the iterator is exhausted. Times start at 0 at the first frame.
     """
     import av
-    from tqdm import tqdm
+
+    from vbgm.progress import stage
 
     path = Path(path)
     container, stream = _open(path)
@@ -321,7 +322,8 @@ def iter_frames(path: str | os.PathLike[str], config: AnalysisConfig = AnalysisC
     info = {} if info is None else info
     min_gap = 1.0 / config.max_fps * 0.9 if config.max_fps else 0.0
     total = stream.frames or (round(declared * rate) if declared else None)
-    bar = tqdm(total=total, unit="frame", desc=path.name, disable=not progress, leave=False)
+    bar = stage(f"decode {path.name}", total, "frame", enabled=progress)
+    completed = False
     n_decoded, t0, last_t, last_kept, last_dt = 0, None, None, None, 1.0 / rate
     size, turns = None, 0
     try:
@@ -362,8 +364,9 @@ def iter_frames(path: str | os.PathLike[str], config: AnalysisConfig = AnalysisC
                             f"but only {duration:.2f} s could be decoded")
         info["n_frames"] = n_decoded
         info["duration_s"] = duration
+        completed = True
     finally:
-        bar.close()
+        bar.close(completed)
         container.close()
 
 

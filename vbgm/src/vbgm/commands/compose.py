@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import tempfile
 from pathlib import Path
 
 from vbgm.commands.generate import add_sampling_args, parse_request
@@ -25,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     """Check the request and the destination, then write the MIDI (and WAV) as one transaction."""
     from vbgm.midi import song_to_score
     from vbgm.pipeline import compose, free_controls, load_model_and_stats
-    from vbgm.render import render_midi, write_wav
+    from vbgm.render import render_to_file, write_wav
     from vbgm.transaction import Transaction, check_destinations, check_targets, room_for
 
     request = parse_request(args)
@@ -41,7 +42,10 @@ def run(args: argparse.Namespace) -> int:
         score = song_to_score(music.song, args.tempo)
         tx.path(args.output).write_bytes(score.dumps_midi())  # dump_midi ignores a full disk
         if args.wav:
-            write_wav(tx.path(args.wav), render_midi(score, 44100, backend=args.synth), 44100)
+            with tempfile.TemporaryDirectory(prefix="vbgm-audio-") as scratch:  # flat memory
+                audio = render_to_file(score, Path(scratch) / "music.f32", 44100,
+                                       backend=args.synth)
+                write_wav(tx.path(args.wav), audio, 44100)
         tx.commit()
     print(f"wrote {args.output}" + (f" and {args.wav}" if args.wav else "")
           + f": {music.seconds:.1f} s, {len(music.song.notes)} notes "

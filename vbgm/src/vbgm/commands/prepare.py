@@ -38,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from vbgm.dataset import PrepareConfig, parse_genre, prepare, read_labels
     from vbgm.errors import VbgmError
     from vbgm.midi import QuantizeConfig
+    from vbgm.progress import interactive, stage
 
     if args.workers < 1 or args.min_notes < 0 or args.min_bars < 1 or args.max_tokens < 2:
         raise VbgmError("--workers and --min-bars must be >= 1, --min-notes >= 0, "
@@ -50,8 +51,10 @@ def run(args: argparse.Namespace) -> int:
         quantize=QuantizeConfig(min_notes=args.min_notes, min_bars=args.min_bars),
         max_tokens=args.max_tokens, genres=genres)
     labels = read_labels(args.labels) if args.labels else None
-    report = prepare(args.midi_dirs, args.out, config, labels, workers=args.workers,
-                     progress=not args.no_progress)
+    live = not args.no_progress and interactive()  # the dataset's bar redraws a terminal only
+    with stage("prepare", len(args.midi_dirs), "folder", enabled=not args.no_progress and not live):
+        report = prepare(args.midi_dirs, args.out, config, labels, workers=args.workers,
+                         progress=live)
     print(report.summary())
     print(f"report: {os.path.join(args.out, 'report.json')}")
     return 0 if report.kept else 1
