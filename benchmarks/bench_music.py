@@ -19,7 +19,8 @@ demo clip (`vbgm.demo_video`: 30 s, three scenes, two cuts), since the real clip
 (bikes.mp4: five in ten seconds) come faster than the bars.
 
 `--ablate` also runs C = 0.7 with each sampling rule switched off in turn (registers, drum
-accents, beat coverage, harmony, repeats, density floor): each rule's effect at equal controls.
+accents, chord tones, groove, beat coverage, repeats, density floor) and with the optional
+chord and scale pulls switched on: each rule's effect at equal controls.
 
 Writes benchmarks/results/music.json (run_all.py's convention).
 
@@ -56,11 +57,13 @@ DATA = Path(os.environ.get("VBGM_DATA", ROOT.parent / "shared" / "data"))
 REAL_FOLDERS = ("freedoom", "simutrans", "easyrpg", "lmd_samples")
 TEMPO_TOLERANCE = 0.08
 SAMPLE_RATE = 22050
-# Rules switched off one at a time by --ablate.
-ABLATIONS = {"registers": {"registers": False}, "drum_accents": {"drum_accents": False},
-             "chord": {"chord": 0.0}, "groove": {"groove": False},
-             "beat_coverage": {"beat_coverage": False}, "harmony": {"harmony": 0.0},
-             "repeats": {"repeats": False}, "density_floor": {"density_floor": 1}}
+# Rules switched off (or optional pulls on) one at a time by --ablate.
+ABLATIONS = {"without registers": {"registers": False},
+             "without drum_accents": {"drum_accents": False},
+             "without chord_tones": {"chord_tones": False}, "without groove": {"groove": False},
+             "without beat_coverage": {"beat_coverage": False},
+             "without repeats": {"repeats": False}, "without density_floor": {"density_floor": 1},
+             "with chord pull 1.5": {"chord": 1.5}, "with scale pull 1": {"harmony": 1.0}}
 
 
 def real_songs(limit: int | None) -> dict[str, list[Song]]:
@@ -178,9 +181,10 @@ def main() -> None:
     ap.add_argument("--control", type=float, nargs="+", default=[0.0, 0.7, 1.0])
     ap.add_argument("--ablate", action="store_true", help="also each rule off, at C = 0.7")
     ap.add_argument("--no-track", action="store_true", help="skip rendering + beat tracking")
-    ap.add_argument("--key", choices=("auto", "free"), default="auto",
-                    help="auto: each clip's key as `vbgm generate --key auto` picks it (the "
-                         "default); free: the music's own, inferred from its first notes")
+    ap.add_argument("--key", choices=("auto", "free"), default="free",
+                    help="free (the default, as `vbgm generate`'s): the music's own key, "
+                         "inferred from its first notes; auto: each clip's key as "
+                         "`vbgm generate --key auto` picks it")
     args = ap.parse_args()
     seeds = 1 if args.quick else args.seeds
     t0 = time.perf_counter()
@@ -197,7 +201,7 @@ def main() -> None:
     runs: dict[str, SamplingConfig] = {f"C={c:g}": SamplingConfig(control=c) for c in args.control}
     if args.ablate:
         for name, change in ABLATIONS.items():
-            runs[f"C=0.7 without {name}"] = SamplingConfig(control=0.7,
+            runs[f"C=0.7 {name}"] = SamplingConfig(control=0.7,
                                                            rules=replace(Rules(), **change))
     results: dict[str, dict] = {}
     per_clip: dict[str, dict] = {}
@@ -209,8 +213,8 @@ def main() -> None:
                 key = (auto_key(a.brightness, [b.density for b in a.bars], seed)
                        if args.key == "auto" else None)
                 (g,) = generate(model, controls, Request(key=key), config, seed=seed)
-                row = score_song(g, controls, a.tempo_bpm,
-                                 track=not args.no_track and "without" not in label)
+                plain = " " not in label  # a run of the defaults, not an ablation
+                row = score_song(g, controls, a.tempo_bpm, track=not args.no_track and plain)
                 per_clip.setdefault(label, {}).setdefault(name, []).append(row)
                 rows.append(row)
         results[label] = summarise(rows)

@@ -65,10 +65,14 @@ class Rules:
     registers: pitch ranges per instrument and the drum kit, from the corpus statistics.
     drum_accents: a visual beat on drums is kick (+ crash when strong), not `strength` pieces.
     beat_coverage: every quarter note of a bar gets an onset (when the bar plans enough slots).
-    harmony: strength (logits) of the pull towards the key's scale (0 = off); with harmony or
-        chord on, forced notes are chord tones and no chord holds a cluster.
+    chord_tones: each bar has a chord (from its first pitched note; the cadence's at the end):
+        notes forced by a visual beat are its tones, and no chord holds a cluster.
+    harmony: strength (logits) of the pull towards the key's scale (0 = off; a requested key
+        pulls with at least REQUESTED_KEY_PULL).
     chord: strength of the pull towards the bar's chord on its quarter notes (half as strong on
-        the other sixteenths, where passing tones belong).
+        the other sixteenths, where passing tones belong). Both pulls are off by default: with
+        the shipped model they made the music simpler and more consonant than real songs
+        (`benchmarks/bench_music.py`; the model card has the figures).
     repeats: bars re-play earlier bars as `structure.plan_repeats` plans (phrases, sections).
     groove: the drums keep the pattern (and the bar its rhythm) of the section's first bar
         through the section, up to each period's fill (`structure.plan_groove`), visual beats
@@ -79,8 +83,9 @@ class Rules:
     registers: bool = True
     drum_accents: bool = True
     beat_coverage: bool = True
+    chord_tones: bool = True
     harmony: float = 0.0
-    chord: float = 1.5
+    chord: float = 0.0
     repeats: bool = True
     groove: bool = True
     density_floor: int = 5
@@ -388,7 +393,8 @@ _PC = (np.arange(vocab.N_CLASSES[vocab.PITCH]) - 1) % 12  # pitch class of each 
 
 def forced_chord(state: State, plan: Plan) -> np.ndarray | None:
     """Pitch values of chord tones (else scale tones) for notes forced by a visual beat."""
-    if not state.forced or state.instr == DRUMS or not _harmony_on(plan) or state.key is None:
+    if not state.forced or state.instr == DRUMS or not plan.rules.chord_tones \
+            or state.key is None:
         return None
     if state.chord is not None:
         return np.isin(_PC, state.chord)
@@ -397,7 +403,7 @@ def forced_chord(state: State, plan: Plan) -> np.ndarray | None:
 
 def no_clusters(state: State, plan: Plan) -> np.ndarray | None:
     """Pitch values that make no m2/M7 or tritone with the notes already in this chord."""
-    if state.instr == DRUMS or not _harmony_on(plan) or not state.group_pitches:
+    if state.instr == DRUMS or not plan.rules.chord_tones or not state.group_pitches:
         return None
     bad = np.zeros(12, dtype=bool)
     for v in state.group_pitches:
@@ -411,7 +417,7 @@ def pitch_bias(state: State, plan: Plan) -> np.ndarray | None:
     as hard on its quarter notes); a bass on a quarter note leans on the root. None when
     harmony is off, the instrument is drums or no key is known yet."""
     w, c = plan.rules.harmony, plan.rules.chord
-    if not _harmony_on(plan) or state.instr == DRUMS or state.key is None:
+    if not _pulls(plan) or state.instr == DRUMS or state.key is None:
         return None
     if plan.key is not None:
         w = max(w, REQUESTED_KEY_PULL)
@@ -425,8 +431,14 @@ def pitch_bias(state: State, plan: Plan) -> np.ndarray | None:
     return bias
 
 
-def _harmony_on(plan: Plan) -> bool:
-    return plan.rules.harmony > 0 or plan.rules.chord > 0
+def _pulls(plan: Plan) -> bool:
+    """Whether pitches are pulled (pitch_bias): a scale or chord pull, or a requested key."""
+    return plan.rules.harmony > 0 or plan.rules.chord > 0 or plan.key is not None
+
+
+def _chords(plan: Plan) -> bool:
+    """Whether bars keep a chord (the chord-tone masks, the pulls and the cadence need one)."""
+    return plan.rules.chord_tones or _pulls(plan)
 
 
 def _narrow(mask: np.ndarray, extra: np.ndarray | None) -> np.ndarray:
@@ -526,7 +538,7 @@ def _accept_note(state: State, plan: Plan, value: int, duration: int) -> np.ndar
 def _cadence_chord(state: State, plan: Plan) -> tuple[int, int, int] | None:
     """The last bar rests on the tonic triad, the one before on the dominant; with a requested
     key, each phrase also opens on the tonic (so the key is heard, not only its scale)."""
-    if state.key is None or not _harmony_on(plan):
+    if state.key is None or not _chords(plan):
         return None
     if state.bar == plan.last_bar:
         return harmony.diatonic_triad(state.key, 0)
