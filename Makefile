@@ -31,6 +31,7 @@ demo: $(STAMP)
 	$(VENV)/bin/vbgm demo -o out
 
 bench: $(STAMP)
+	$(PY) -m pip install -q -e 'vbgm[bench]'
 	$(VENV)/bin/python benchmarks/run_all.py
 
 clean:
