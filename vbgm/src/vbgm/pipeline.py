@@ -131,14 +131,10 @@ def compose(model: CMT, controls: Controls, tempo_bpm: float, request: Request =
 
     stats: the model's corpus statistics (`load_stats`; None = the shipped ones).
     """
-    from vbgm.progress import interactive, stage
-
     t0 = time.perf_counter()
-    live = progress and interactive()  # sampling's own bar: throttled, redraws a terminal only
     try:
-        with stage("generate", controls.n_sixteenths, "sixteenth", enabled=progress and not live):
-            gens = generate(model, controls, request, config, candidates=candidates, seed=seed,
-                            progress=live, stats=stats)
+        gens = generate(model, controls, request, config, candidates=candidates, seed=seed,
+                        progress=progress, stats=stats)
     except RuntimeError as exc:  # torch.multinomial on NaN/inf: weights that load_checkpoint
         if "probability tensor" not in str(exc):  # could not tell were damaged
             raise

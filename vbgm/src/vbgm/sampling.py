@@ -6,7 +6,8 @@ One step = one `CMT.step` (O(1) per token) for a batch of K candidates, then per
    (temperature + nucleus per field; reference defaults in `SamplingConfig`);
 2. the rules of `vbgm.rules` mask and bias the fields: a grammar keeps every candidate a
    well-formed song that ends exactly on time; registers, the drum kit and chord sizes follow the
-   corpus (`vbgm.corpus_stats`); harmony pulls pitches towards the key and the bar's chord;
+   corpus (`vbgm.corpus_stats`); each bar has a chord, forced notes are its tones and no chord
+   holds a cluster; a requested key pulls pitches to its scale;
 3. the controls are injected as the paper's Algorithm 1 says, each with probability C (the control
    degree), drawn once per control: at every Bar the density attribute is replaced by the video's;
    at every visual beat a Beat token is placed on its sixteenth for the requested rhythm
@@ -259,9 +260,7 @@ def _generate(model: CMT, controls: Controls, request: Request, config: Sampling
             rows[b].append(row)
             feed[b] = row
         if bar is not None:
-            done = min(max(int(r[-1][vocab.I_BEAT]) for r in rows), controls.n_sixteenths)
-            if done > bar.n:
-                bar.update(done - bar.n)
+            bar.advance_to(max(int(r[-1][vocab.I_BEAT]) for r in rows))
     if bar is not None:
         bar.close()
     out = []
@@ -275,10 +274,11 @@ def _generate(model: CMT, controls: Controls, request: Request, config: Sampling
 
 
 def _progress(total: int):
-    """A progress bar over the song's sixteenths that redraws at most twice a second."""
-    from tqdm import tqdm
+    """The generate stage's progress over the song's sixteenths (`vbgm.progress`: a throttled
+    bar on a terminal, one line at the end elsewhere)."""
+    from vbgm.progress import stage
 
-    return tqdm(total=total, desc="generate", unit="16th", leave=False, mininterval=0.5)
+    return stage("generate", total, "sixteenth")
 
 
 def finish(song: Song, n_sixteenths: int) -> Song:
