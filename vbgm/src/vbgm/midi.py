@@ -17,6 +17,7 @@ Tempo changes do not matter: the grid is in ticks.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -228,10 +229,27 @@ def _metre_limit(score, tpq: int, name: str,
                  f"time signature off the 4/4 bar grid at {where}"), shift
 
 
-def song_to_score(song: Song, tempo_bpm: float = 120.0, programs: dict[int, int] | None = None):
+def key_signature_sharps(key: int) -> int:
+    """Sharps (> 0) or flats (< 0) of a key 0..23 (`vbgm.harmony` numbering), -6..5: a minor key
+    takes its relative major's signature; Gb rather than F#."""
+    major_tonic = key % 12 if key < 12 else (key + 3) % 12
+    return (major_tonic * 7 + 6) % 12 - 6
+
+
+def section_name(index: int) -> str:
+    """'A', 'B', ... for the index-th section (numbers past Z)."""
+    return chr(ord("A") + index) if index < 26 else str(index + 1)
+
+
+def song_to_score(song: Song, tempo_bpm: float = 120.0, programs: dict[int, int] | None = None,
+                  key: int | None = None, cuts: Sequence[int] = (),
+                  sections: Sequence[int] = ()):
     """A symusic Score (tick time) of the song: one named track per present instrument class,
     GM programs from `programs` (default GM_PROGRAMS), drums on the drum channel, the tempo, a
-    4/4 time signature and the notes' own velocities."""
+    4/4 time signature and the notes' own velocities.
+
+    For DAWs and notation programs also: the key signature of `key` (0..23, None = unknown: none
+    written) and markers "cut N" at `cuts` (sixteenths) and "section X" at `sections` (bars)."""
     import symusic
 
     if tempo_bpm <= 0:
@@ -241,6 +259,14 @@ def song_to_score(song: Song, tempo_bpm: float = 120.0, programs: dict[int, int]
     score = symusic.Score(WRITE_TPQ)
     score.tempos.append(symusic.Tempo(0, float(tempo_bpm)))
     score.time_signatures.append(symusic.TimeSignature(0, 4, 4))
+    if key is not None:
+        score.key_signatures.append(
+            symusic.KeySignature(0, key_signature_sharps(int(key)), int(key >= 12)))
+    marks = [(int(s) * SIXTEENTHS_PER_BAR * tick, f"section {section_name(i)}")
+             for i, s in enumerate(sections)]
+    marks += [(int(c) * tick, f"cut {i}") for i, c in enumerate(cuts, 1)]
+    for time, text in sorted(marks):
+        score.markers.append(symusic.TextMeta(time, text))
     notes = song.notes
     for k in song.instruments:
         sel = notes[notes[:, INSTRUMENT] == k]
@@ -253,6 +279,14 @@ def song_to_score(song: Song, tempo_bpm: float = 120.0, programs: dict[int, int]
         )
         score.tracks.append(track)
     return score
+
+
+def track_score(score, index: int):
+    """A copy of `score` with only its track `index` (tempo, metre, key and markers kept): the
+    MIDI of one stem."""
+    one = score.copy()
+    one.tracks = [one.tracks[index]]
+    return one
 
 
 def write_midi(song: Song, path: str | os.PathLike[str], tempo_bpm: float = 120.0,

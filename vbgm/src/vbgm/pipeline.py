@@ -6,6 +6,7 @@ the CLI, `make demo` and the end-to-end benchmark run exactly the same code.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import time
@@ -164,16 +165,56 @@ class Outputs:
     wav: Path | None = None
     plot: Path | None = None
     analysis: Path | None = None
+    stems: Path | None = None  # folder of one WAV and one MIDI per instrument that played
 
     def paths(self) -> list[Path]:
+        """The files known before generation (the stems depend on what plays)."""
         return [p for p in (self.video, self.midi, self.wav, self.plot, self.analysis) if p]
 
 
+def stem_files(folder: Path | None, names: list[str] | None = None) -> list[Path]:
+    """The stem WAV and MIDI of each instrument track name in `names` (default: every one that
+    could play) inside `folder`; none without a folder."""
+    from vbgm.midi import TRACK_NAMES
+
+    if folder is None:
+        return []
+    return [folder / f"{name.lower()}.{ext}" for name in (names or TRACK_NAMES)
+            for ext in ("wav", "mid")]
+
+
 def check_outputs(inputs: list[Path], outputs: list[Outputs], force: bool) -> None:
-    """Refuse, before any work, outputs that are inputs, repeat, or exist (unless `force`)."""
+    """Refuse, before any work, outputs that are inputs, repeat, or exist (unless `force`),
+    the stems every instrument could write included."""
     from vbgm.transaction import check_targets
 
-    check_targets(inputs, [p for out in outputs for p in out.paths()], force)
+    check_targets(inputs, [p for out in outputs for p in out.paths() + stem_files(out.stems)],
+                  force)
+
+
+def render_outputs(tx, score, scratch: Path, backend: str = "auto",
+                   stems: Path | None = None):
+    """Render `score` into `scratch` (a raw float file; the caller owns the folder) and, with a
+    `stems` folder, add to the transaction `tx` one WAV (the mix's gain and limiter applied, so
+    the stems sum to the mix) and one MIDI per track, written now.
+
+    Returns (the mix's AudioFile, [{"instrument", "wav", "midi"}] of the stems written)."""
+    from vbgm.midi import track_score
+    from vbgm.render import render_with_stems, write_wav
+
+    names = [str(t.name) for t in score.tracks] if stems is not None else []
+    mix, parts = render_with_stems(score, scratch / "music.f32",
+                                   [scratch / f"stem{i}.f32" for i in range(len(names))],
+                                   44100, backend=backend)
+    files = stem_files(stems, names) if names else []
+    tx.add(files)
+    listing: list[dict[str, str]] = []
+    for i, (name, part) in enumerate(zip(names, parts)):
+        wav, mid = files[2 * i], files[2 * i + 1]
+        write_wav(tx.path(wav), part, 44100)
+        tx.path(mid).write_bytes(track_score(score, i).dumps_midi())
+        listing.append({"instrument": name.lower(), "wav": str(wav), "midi": str(mid)})
+    return mix, listing
 
 
 def score_video(video: Path, out: Outputs, model: CMT, request: Request = Request(),
@@ -195,7 +236,7 @@ def score_video(video: Path, out: Outputs, model: CMT, request: Request = Reques
     """
     from vbgm.midi import song_to_score
     from vbgm.mux import mux
-    from vbgm.render import render_to_file, write_wav
+    from vbgm.render import write_wav
     from vbgm.transaction import Transaction, room_for
     from vbgm.video import analyze
 
@@ -225,11 +266,12 @@ def score_video(video: Path, out: Outputs, model: CMT, request: Request = Reques
                + ")" if candidates > 1 else "") + f" [{timings['generate']:.1f} s]")
         log(f"  {describe_fit(music.song, controls)}")
         t = time.perf_counter()
-        score = song_to_score(music.song, analysis.tempo_bpm)
+        score = song_to_score(music.song, analysis.tempo_bpm, key=best.key, cuts=controls.cuts,
+                              sections=best.sections)
         if out.midi:  # bytes written here: symusic's dump_midi ignores a full disk
             tx.path(out.midi).write_bytes(score.dumps_midi())
         with tempfile.TemporaryDirectory(prefix="vbgm-audio-") as scratch:  # blocks: flat memory
-            audio = render_to_file(score, Path(scratch) / "music.f32", 44100, backend=backend)
+            audio, stems = render_outputs(tx, score, Path(scratch), backend, out.stems)
             timings["render"] = time.perf_counter() - t
             if out.wav:
                 write_wav(tx.path(out.wav), audio, 44100)
@@ -239,7 +281,8 @@ def score_video(video: Path, out: Outputs, model: CMT, request: Request = Reques
             timings["mux"] = time.perf_counter() - t
         log(f"  rendered + muxed [{timings['render']:.1f} s + {timings['mux']:.1f} s]")
         if out.analysis:
-            tx.path(out.analysis).write_text(analysis.to_json() + "\n", encoding="utf-8")
+            doc = analysis.to_dict() | ({"stems": stems} if stems else {})
+            tx.path(out.analysis).write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
         if out.plot:
             from vbgm.plot import plot_analysis
 

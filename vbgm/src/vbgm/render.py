@@ -14,6 +14,7 @@ peak-limited to `ceiling_db`, so renders of different songs sound equally loud a
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import os
@@ -22,7 +23,7 @@ import subprocess
 import tempfile
 import warnings
 import wave
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,7 @@ import symusic
 
 from vbgm.atomic import atomic_path
 from vbgm.errors import VbgmError
+from vbgm.midi import track_score
 
 BACKENDS = ("auto", "fluidsynth", "symusic")
 
@@ -486,13 +488,16 @@ def _loudness_streamed(read: Reader, n: int, sample_rate: int, block_s: float = 
     return _gated_level(np.concatenate(powers))
 
 
-def limit_blocks(read: Reader, n: int, sample_rate: int, ceiling_db: float = -1.0,
-                 window_s: float = 0.005, size: int = BLOCK) -> Iterator[np.ndarray]:
-    """`limit_peaks` of the `n` frames `read` gives, yielded in blocks of `size` frames.
+def _limiter_gains(read: Reader, n: int, sample_rate: int, ceiling_db: float = -1.0,
+                   window_s: float = 0.005, size: int = BLOCK
+                   ) -> Iterator[tuple[int, int, np.ndarray, np.ndarray | None]]:
+    """(start, stop, block, gain or None for unity) of `limit_peaks` over the `n` frames `read`
+    gives, block by block: the gain is what the limiter multiplies the block by, so the same
+    gain can be applied to the parts (stems) of which that audio is the sum.
 
-    Each block is limited with 2·window of context on both sides (the reach of the min filter
-    and then the mean filter), so the result matches the whole-array limiter up to float
-    rounding while only one block is in memory.
+    Each block's gain is found with 2·window of context on both sides (the reach of the min
+    filter and then the mean filter), so it matches the whole-array limiter up to float rounding
+    while only one block is in memory.
     """
     half = max(1, round(window_s * sample_rate))
     reach = 2 * half
@@ -504,14 +509,36 @@ def limit_blocks(read: Reader, n: int, sample_rate: int, ceiling_db: float = -1.
         need = np.minimum(1.0, ceiling / np.maximum(np.abs(ext).max(axis=1), 1e-12))
         block = ext[start - lo: stop - lo]
         if need.min() >= 1.0:
-            yield block
+            yield start, stop, block, None
             continue
         from scipy.ndimage import minimum_filter1d, uniform_filter1d
 
         width = 2 * half + 1
         gain = uniform_filter1d(minimum_filter1d(need, width, mode="nearest"), width,
                                 mode="nearest")[start - lo: stop - lo]
-        yield np.clip(block * gain[:, None].astype(np.float32), -ceiling, ceiling)
+        yield start, stop, block, gain[:, None].astype(np.float32)
+
+
+def limit_blocks(read: Reader, n: int, sample_rate: int, ceiling_db: float = -1.0,
+                 window_s: float = 0.005, size: int = BLOCK) -> Iterator[np.ndarray]:
+    """`limit_peaks` of the `n` frames `read` gives, yielded in blocks of `size` frames (the
+    result matches the whole-array limiter up to float rounding; see `_limiter_gains`)."""
+    ceiling = db_to_gain(ceiling_db)
+    for _, _, block, gain in _limiter_gains(read, n, sample_rate, ceiling_db, window_s, size):
+        yield block if gain is None else np.clip(block * gain, -ceiling, ceiling)
+
+
+def _synthesise(score: symusic.Score, backend: str, sf: Path, sample_rate: int,
+                cfg: RenderConfig, raw: Path) -> tuple[Reader, int]:
+    """(reader padded with silence, frames the synthesiser gave) of the raw render of `score`
+    (FluidSynth streams to the WAV file `raw`, which the caller removes)."""
+    if backend == "fluidsynth":
+        _fluidsynth_to_wav(score, sample_rate, sf, cfg.fluidsynth_gain, raw)
+        read, available = _wav_reader(raw)
+    else:
+        whole = _render_symusic(score, sample_rate, sf)
+        read, available = (lambda a, b: whole[a:b]), len(whole)
+    return _padded(read, available), available
 
 
 def render_to_file(midi: str | os.PathLike[str] | symusic.Score,
@@ -525,34 +552,66 @@ def render_to_file(midi: str | os.PathLike[str] | symusic.Score,
     length, loudness and limiter passes. symusic's synthesiser only renders whole songs, so with
     it the render itself still holds the song once (the passes after it are blocked).
     """
+    return render_with_stems(midi, path, (), sample_rate, backend, soundfont, config)[0]
+
+
+def render_with_stems(midi: str | os.PathLike[str] | symusic.Score,
+                      path: str | os.PathLike[str],
+                      stem_paths: Sequence[str | os.PathLike[str]], sample_rate: int = 44100,
+                      backend: str = "auto", soundfont: str | os.PathLike[str] | None = None,
+                      config: RenderConfig | None = None) -> tuple[AudioFile, list[AudioFile]]:
+    """`render_to_file` of the mix, plus one raw float32 file per track of the score (stem i of
+    track i, at `stem_paths[i]`; none when `stem_paths` is empty).
+
+    Each track is synthesised alone with the same synthesiser and SoundFont, then given exactly
+    the mix's treatment: the mix's loudness gain and, sample by sample, the gain the mix's peak
+    limiter applied. The stems are as long as the mix and sum to it (up to the synthesiser's own
+    non-linearities, e.g. voice stealing), so an editor can mute one and keep the rest as heard.
+    """
     cfg = config or RenderConfig()
     backend, sf = choose_backend(backend, soundfont)
     score = load_score(midi)
     path = Path(path)
+    stems = [Path(p) for p in stem_paths]
+    if stems and len(stems) != len(score.tracks):
+        raise VbgmError(f"{len(stems)} stem files for {len(score.tracks)} tracks")
     music_s = score_seconds(score)
     if music_s == 0.0:
-        path.write_bytes(b"")
-        return AudioFile(path, 0, sample_rate)
-    raw = path.with_name(path.name + ".synth.wav")
+        for p in (path, *stems):
+            p.write_bytes(b"")
+        return AudioFile(path, 0, sample_rate), [AudioFile(p, 0, sample_rate) for p in stems]
+    raws = [path.with_name(p.name + ".synth.wav") for p in (path, *stems)]
     try:
-        if backend == "fluidsynth":
-            _fluidsynth_to_wav(score, sample_rate, sf, cfg.fluidsynth_gain, raw)
-            read, available = _wav_reader(raw)
-        else:
-            whole = _render_symusic(score, sample_rate, sf)
-            read, available = (lambda a, b: whole[a:b]), len(whole)
-        read = _padded(read, available)
+        read, available = _synthesise(score, backend, sf, sample_rate, cfg, raws[0])
+        silent = _padded(lambda a, b: np.zeros((0, 2), np.float32), 0)  # a track without notes
+        parts = [_synthesise(track_score(score, i), backend, sf, sample_rate, cfg, raw)[0]
+                 if score.tracks[i].note_num() else silent for i, raw in enumerate(raws[1:])]
         n = _fitted_length(read, available, sample_rate, music_s, cfg.max_tail_s)
         level = _loudness_streamed(read, n, sample_rate)
         scale = np.float32(db_to_gain(cfg.target_db - level)) if np.isfinite(level) else None
 
-        def scaled(a: int, b: int) -> np.ndarray:
-            x = read(a, b)
-            return (x * scale if scale is not None else x).astype(np.float32)
+        def scaled(reader: Reader) -> Reader:
+            def scaled_read(a: int, b: int) -> np.ndarray:
+                x = reader(a, b)
+                return (x * scale if scale is not None else x).astype(np.float32)
+            return scaled_read
 
-        with path.open("wb") as out:
-            for block in limit_blocks(scaled, n, sample_rate, cfg.ceiling_db):
+        ceiling = db_to_gain(cfg.ceiling_db)
+        with contextlib.ExitStack() as stack:
+            out = stack.enter_context(path.open("wb"))
+            stem_outs = [stack.enter_context(p.open("wb")) for p in stems]
+            stem_reads = [scaled(r) for r in parts]
+            for start, stop, block, gain in _limiter_gains(scaled(read), n, sample_rate,
+                                                           cfg.ceiling_db):
+                if gain is not None:
+                    block = np.clip(block * gain, -ceiling, ceiling)
                 out.write(np.ascontiguousarray(block, dtype="<f4").tobytes())
+                for f, r in zip(stem_outs, stem_reads):
+                    x = r(start, stop)
+                    f.write(np.ascontiguousarray(x if gain is None else x * gain,
+                                                 dtype="<f4").tobytes())
     finally:
-        raw.unlink(missing_ok=True)
-    return AudioFile(path, n, sample_rate)
+        for raw in raws:
+            raw.unlink(missing_ok=True)
+    return AudioFile(path, n, sample_rate), [AudioFile(p, n, sample_rate) for p in stems]
+

@@ -233,7 +233,18 @@ class Transaction:
         return self
 
     def _begin(self) -> None:
-        for folder in dict.fromkeys(t.absolute().parent for t in self.targets):
+        self._open(self.targets)
+
+    def add(self, targets: Sequence[str | os.PathLike[str]]) -> None:
+        """Add outputs known only once the work is under way (the stems of the instruments that
+        played): locked, checked and given temporaries like the first ones."""
+        new = [Path(t) for t in targets]
+        self.targets.extend(new)
+        self._open(new)
+
+    def _open(self, targets: list[Path]) -> None:
+        """Create the folders of `targets`, lock them, check them again and make temporaries."""
+        for folder in dict.fromkeys(t.absolute().parent for t in targets):
             check_destination(folder, self.need_bytes)
             missing, up = [], folder
             while not up.exists():
@@ -244,12 +255,12 @@ class Transaction:
                 self._made.append(d)
             remove_stale(folder)
             remove_stale_locks(folder)
-        for t in sorted(self.targets):
+        for t in sorted(targets):
             lock = _Lock(t)
             lock.acquire()
             self._locks.append(lock)
             _check_existing(t, self.force)  # again, now that no other vbgm run can write it
-        for t in self.targets:
+        for t in targets:
             self._temps[t] = make_temp(t)
 
     def path(self, target: str | os.PathLike[str]) -> Path:

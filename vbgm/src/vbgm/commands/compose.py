@@ -17,6 +17,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--tempo", type=float, default=110.0, help="tempo in bpm (default 110)")
     p.add_argument("-o", "--output", type=Path, required=True, help="MIDI file to write")
     p.add_argument("--wav", type=Path, help="also render the audio to this WAV file")
+    p.add_argument("--stems", type=Path, metavar="DIR",
+                   help="also write one WAV and one MIDI per instrument into DIR (they sum to "
+                        "the mix)")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     add_sampling_args(p)
     p.set_defaults(func=run)
@@ -25,29 +28,38 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Check the request and the destination, then write the MIDI (and WAV) as one transaction."""
     from vbgm.midi import song_to_score
-    from vbgm.pipeline import compose, free_controls, load_model_and_stats
-    from vbgm.render import render_to_file, write_wav
+    from vbgm.pipeline import (
+        compose,
+        free_controls,
+        load_model_and_stats,
+        render_outputs,
+        stem_files,
+    )
+    from vbgm.render import write_wav
     from vbgm.transaction import Transaction, check_destinations, check_targets, room_for
 
     request = parse_request(args)
     controls = free_controls(args.seconds, args.tempo)
     targets = [args.output] + ([args.wav] if args.wav else [])
-    check_targets([], targets, args.force)
-    need = room_for(extra_bytes=round(args.seconds * 44100 * 4) if args.wav else 0)
+    check_targets([], targets + stem_files(args.stems), args.force)
+    rendered = args.wav or args.stems
+    need = room_for(extra_bytes=round(args.seconds * 44100 * 4) if rendered else 0)
     check_destinations(targets, need)
     model, stats = load_model_and_stats(args.checkpoint)
     with Transaction(targets, force=args.force, need_bytes=need) as tx:
         music = compose(model, controls, args.tempo, request, candidates=args.candidates,
                         seed=args.seed, progress=not args.quiet, stats=stats)
-        score = song_to_score(music.song, args.tempo)
+        best = music.candidates[0]
+        score = song_to_score(music.song, args.tempo, key=best.key, sections=best.sections)
         tx.path(args.output).write_bytes(score.dumps_midi())  # dump_midi ignores a full disk
-        if args.wav:
+        if rendered:
             with tempfile.TemporaryDirectory(prefix="vbgm-audio-") as scratch:  # flat memory
-                audio = render_to_file(score, Path(scratch) / "music.f32", 44100,
-                                       backend=args.synth)
-                write_wav(tx.path(args.wav), audio, 44100)
+                audio, _ = render_outputs(tx, score, Path(scratch), args.synth, args.stems)
+                if args.wav:
+                    write_wav(tx.path(args.wav), audio, 44100)
         tx.commit()
     print(f"wrote {args.output}" + (f" and {args.wav}" if args.wav else "")
+          + (f" and stems in {args.stems}" if args.stems else "")
           + f": {music.seconds:.1f} s, {len(music.song.notes)} notes "
           f"[{music.timings['generate']:.1f} s]")
     return 0

@@ -60,6 +60,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--midi", type=Path, help="MIDI output (one input; default OUT.mid)")
     p.add_argument("--wav", type=Path, help="also write the rendered audio (one input)")
     p.add_argument("--plot", type=Path, help="analysis plot with the notes (one input)")
+    p.add_argument("--stems", type=Path, metavar="DIR",
+                   help="also write one WAV and one MIDI per instrument into DIR (they sum to "
+                        "the mix; with several videos, one sub-folder per video)")
     p.add_argument("--control", "-C", type=float, default=0.7,
                    help="control degree C in [0, 1] (0 free, 1 every control; default 0.7)")
     p.add_argument("--tempo", type=float, metavar="BPM", help="tempo instead of the estimate")
@@ -94,7 +97,7 @@ def plan_outputs(args: argparse.Namespace, videos: list[Path]) -> list[Outputs]:
     out: Path = args.output
     if len(videos) == 1 and out.suffix.lower() in OUTPUT_VIDEO_SUFFIXES:
         return [Outputs(video=out, midi=args.midi or out.with_suffix(".mid"), wav=args.wav,
-                        plot=args.plot)]
+                        plot=args.plot, stems=args.stems)]
     if out.suffix:
         raise VbgmError(f"{out}: with several videos -o must be a folder; for one video use "
                         f"one of {', '.join(OUTPUT_VIDEO_SUFFIXES)}")
@@ -103,7 +106,8 @@ def plan_outputs(args: argparse.Namespace, videos: list[Path]) -> list[Outputs]:
     stems = [v.stem for v in videos]
     if len(set(stems)) != len(stems):
         raise VbgmError("two input videos have the same name; run them separately")
-    return [Outputs(video=out / f"{v.stem}.mp4", midi=out / f"{v.stem}.mid") for v in videos]
+    return [Outputs(video=out / f"{v.stem}.mp4", midi=out / f"{v.stem}.mid",
+                    stems=args.stems / v.stem if args.stems else None) for v in videos]
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,0 +1,84 @@
+"""Stems that sum to the mix, and DAW-ready MIDI (metre, key, markers at cuts and sections)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import symusic
+from vbgm.cli import main
+from vbgm.midi import key_signature_sharps
+from vbgm.pipeline import Outputs, load_model, score_video
+from vbgm.render import read_wav
+from vbgm.sampling import Request
+
+
+def _residual_db(parts: list[np.ndarray], mix: np.ndarray) -> float:
+    """RMS of (sum of parts − mix) relative to the mix's RMS, in dB."""
+    total = np.sum(parts, axis=0)
+    err = np.sqrt(np.mean((total - mix) ** 2))
+    return float(20 * np.log10(err / np.sqrt(np.mean(mix ** 2))))
+
+
+def test_stems_sum_to_the_mix_and_midi_has_markers(video_root, tmp_path):
+    src = video_root / "bikes.mp4"  # 10 s with 5 hard cuts
+    out = Outputs(video=tmp_path / "bikes.mp4", midi=tmp_path / "bikes.mid",
+                  wav=tmp_path / "bikes.wav", analysis=tmp_path / "bikes.json",
+                  stems=tmp_path / "stems")
+    music = score_video(src, out, load_model(), Request.parse("unknown", "all", key=14),
+                        seed=3, log=lambda *a: None)
+    doc = json.loads(out.analysis.read_text())
+    stems = doc["stems"]
+    score = symusic.Score(str(out.midi))
+    assert [s["instrument"] for s in stems] == [t.name.lower() for t in score.tracks]
+    assert len(stems) >= 2
+    mix, sr = read_wav(out.wav)
+    parts = []
+    for stem, track in zip(stems, score.tracks):
+        audio, rate = read_wav(stem["wav"])
+        assert rate == sr and audio.shape == mix.shape
+        parts.append(audio)
+        one = symusic.Score(stem["midi"])  # only its instrument
+        assert [(t.name, t.program, t.is_drum, t.note_num()) for t in one.tracks] == [
+            (track.name, track.program, track.is_drum, track.note_num())]
+    residual = _residual_db(parts, mix)
+    print(f"stems sum vs mix: {residual:.1f} dB RMS")
+    assert residual <= -20.0
+    # DAW-ready MIDI: 4/4, the key, markers at the cuts (within a sixteenth) and sections.
+    assert [(t.numerator, t.denominator) for t in score.time_signatures] == [(4, 4)]
+    key = music.candidates[0].key
+    assert key is not None
+    assert [(k.key, k.tonality) for k in score.key_signatures] == [
+        (key_signature_sharps(key), int(key >= 12))]
+    seconds = score.to("second")
+    cut_marks = [m.time for m in seconds.markers if m.text.startswith("cut ")]
+    cut_times = [c["time_s"] for c in doc["beats"] if c["is_cut"]]
+    assert len(cut_marks) == len(cut_times) == 5
+    sixteenth = 15.0 / doc["tempo_bpm"]
+    assert np.abs(np.array(cut_marks) - np.array(cut_times)).max() <= sixteenth
+    sections = [m for m in score.markers if m.text.startswith("section ")]
+    assert [m.time // (4 * score.ticks_per_quarter) for m in sections] == \
+        music.candidates[0].sections
+    assert sections[0].text == "section A"
+
+
+def test_compose_writes_stems(tmp_path, capsys):
+    out, stems = tmp_path / "song.mid", tmp_path / "stems"
+    assert main(["compose", "--seconds", "5", "-o", str(out), "--stems", str(stems),
+                 "--quiet", "--instruments", "drums,bass", "--seed", "2"]) == 0
+    names = {t.name.lower() for t in symusic.Score(str(out)).tracks}
+    assert {p.name for p in stems.iterdir()} == {f"{n}.{e}" for n in names for e in ("wav", "mid")}
+    # Without --force an existing stem stops the next run before anything is written.
+    again = tmp_path / "again.mid"
+    assert main(["compose", "--seconds", "5", "-o", str(again), "--stems", str(stems),
+                 "--quiet", "--instruments", "drums,bass", "--seed", "2"]) == 2
+    assert "already exists" in capsys.readouterr().err and not again.exists()
+
+
+def test_key_signatures():
+    assert key_signature_sharps(0) == 0  # C major
+    assert key_signature_sharps(7) == 1  # G major
+    assert key_signature_sharps(5) == -1  # F major
+    assert key_signature_sharps(12 + 9) == 0  # A minor
+    assert key_signature_sharps(12 + 2) == -1  # D minor
+    assert key_signature_sharps(12 + 4) == 1  # E minor
