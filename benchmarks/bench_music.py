@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 from vbgm.atomic import write_text_atomic
 from vbgm.controls import auto_key
-from vbgm.evaluation import crop_song
+from vbgm.evaluation import crop_song, midi_files
 from vbgm.formats import VIDEO_SUFFIXES
 from vbgm.metrics import MUSICALITY, beat_hit_rate, density_fidelity, musicality
 from vbgm.midi import read_midi, song_to_score
@@ -70,10 +70,8 @@ def real_songs(limit: int | None) -> dict[str, list[Song]]:
     """The readable 4/4 songs of each real folder."""
     out = {}
     for name in REAL_FOLDERS:
-        files = sorted(p for p in (DATA / "midi" / name).rglob("*")
-                       if p.suffix.lower() in (".mid", ".midi"))[:limit]
         out[name] = []
-        for path in files:
+        for path in midi_files(DATA / "midi" / name)[:limit]:
             try:
                 out[name].append(read_midi(path))
             except Exception:  # a skipped song (not 4/4, unreadable) is not a reference
@@ -280,7 +278,9 @@ def main() -> None:
            "real_range_whole": {k: [whole_lo[k], whole_hi[k]] for k, _ in MUSICALITY},
            "runs": results, "worst_clip_empty_beat_rate": empty_worst,
            "demo_worst_cut_distance_16ths": demo,
-           "per_clip": per_clip, "seconds": round(time.perf_counter() - t0, 1)}
+           "per_clip": {x: {clip: summarise(rows) for clip, rows in clips.items()}
+                        for x, clips in per_clip.items()},
+           "seconds": round(time.perf_counter() - t0, 1)}
     write_text_atomic(RESULTS, json.dumps(out, indent=1, default=float) + "\n")
     print(f"wrote {RESULTS}")
 

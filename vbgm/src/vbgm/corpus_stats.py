@@ -15,11 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from vbgm.errors import VbgmError
-from vbgm.song import INSTRUMENT, INSTRUMENTS, ONSET, PITCH, Song
+from vbgm.song import DRUMS, GM_PERCUSSION, INSTRUMENT, INSTRUMENTS, ONSET, PITCH, Song
 
-DRUMS = 1
-# General MIDI level-1 percussion keys (Acoustic Bass Drum .. Open Triangle): a fact, not a fit.
-GM_PERCUSSION = (35, 81)
 # A drum key counts as part of the corpus kit when at least this share of drum notes use it.
 KIT_MIN_SHARE = 0.001
 FILE_NAME = "stats.json"  # beside a prepared dataset
@@ -107,11 +104,12 @@ def measure(songs: list[Song], source: str = "") -> CorpusStats:
 
 
 def measure_dataset(dataset) -> CorpusStats:
-    """`measure` over the training split of a prepared `vbgm.dataset.Dataset`."""
+    """`measure` over the decoded training split of a prepared `vbgm.dataset.Dataset` (or any
+    source of token rows with `tokens(i)` and `split(name)`; `source` is its `root`, if any)."""
     from vbgm.tokens import decode
 
     songs = [decode(np.asarray(dataset.tokens(i))) for i in dataset.split("train")]
-    return measure(songs, source=str(dataset.root))
+    return measure(songs, source=str(getattr(dataset, "root", None) or ""))
 
 
 def to_json(stats: CorpusStats) -> str:

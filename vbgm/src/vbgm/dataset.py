@@ -46,8 +46,9 @@ import numpy as np
 from vbgm import corpus_stats
 from vbgm.errors import VbgmError
 from vbgm.harmony import detect_key
+from vbgm.metrics import pitch_class_durations
 from vbgm.midi import UNREADABLE, QuantizeConfig, SkipSong, load_song
-from vbgm.song import DURATION, GENRE_IDS, GENRES, INSTRUMENT, INSTRUMENT_IDS, PITCH, Song
+from vbgm.song import GENRE_IDS, GENRES, Song
 from vbgm.tokens import decode, encode, init_tokens
 from vbgm.vocab import N_FIELDS
 
@@ -333,10 +334,9 @@ def credits(dataset: Dataset) -> str:
 def song_key(song: Song) -> tuple[int, float]:
     """(key 0..23, clarity) of a song from the duration-weighted pitch-class histogram of its
     non-drum notes (Krumhansl–Kessler, `vbgm.harmony.detect_key`); (NO_KEY, 0.0) without any."""
-    pitched = song.notes[song.notes[:, INSTRUMENT] != INSTRUMENT_IDS["drums"]]
-    if len(pitched) == 0:
+    hist = pitch_class_durations(song)
+    if not hist.any():
         return NO_KEY, 0.0
-    hist = np.bincount(pitched[:, PITCH] % 12, weights=pitched[:, DURATION], minlength=12)
     key, clarity = detect_key(hist)
     return key, round(clarity, 4)
 

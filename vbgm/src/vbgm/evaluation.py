@@ -21,6 +21,7 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -28,6 +29,9 @@ from vbgm.corpus_stats import CorpusStats
 from vbgm.errors import VbgmError
 from vbgm.metrics import MUSICALITY, music_metrics, musicality, realised_bar_density, video_fit
 from vbgm.song import DURATION, ONSET, SIXTEENTHS_PER_BAR, Song
+
+if TYPE_CHECKING:
+    from vbgm.sampling import Controls
 
 # (result key, column title) of the paper's three music metrics (`vbgm.metrics.MusicMetrics`).
 MUSIC_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -449,11 +453,11 @@ def held_out_songs(dataset, n: int, n_sixteenths: int, seed: int = 0) -> list[tu
     return [(i, crop_song(decode(dataset.tokens(i)), n_sixteenths)) for i in chosen]
 
 
-def guide_controls(song: Song, n_sixteenths: int) -> object:
+def guide_controls(song: Song, n_sixteenths: int) -> Controls:
     """Controls that ask for a real song's rhythm: its per-bar density (onset slots + 1)."""
     from vbgm.sampling import Controls
 
-    n_bars = -(-n_sixteenths // 16)
+    n_bars = -(-n_sixteenths // SIXTEENTHS_PER_BAR)
     return Controls(n_sixteenths=n_sixteenths,
                     bar_density=realised_bar_density(song, n_bars) + 1)
 
@@ -467,7 +471,7 @@ def generate_free(model, n: int, n_sixteenths: int, seed: int = 0, batch: int = 
     Batch k uses seed `seed * 1_000_003 + k`, so runs are reproducible and two seeds do not
     share batches. Every candidate of a batch is kept (no best-of selection). `progress`: a
     tqdm-like object whose update(k) is called per batch. `stats`: the model's corpus
-    statistics (`vbgm.pipeline.load_stats`; None = the shipped ones).
+    statistics (`vbgm.pipeline.load_model_and_stats`; None = the shipped ones).
     """
     from vbgm.sampling import Controls, Request, SamplingConfig, generate
 
@@ -563,7 +567,8 @@ def video_values(videos: Sequence[Path], model, controls_c: Sequence[float], sam
                  stats: CorpusStats | None = None) -> VideoResult:
     """Analyse every video once, generate `samples` songs for it at each C (same seed at every C)
     and measure each (`measure_fit`). A video that cannot be analysed is skipped with its reason.
-    `stats`: the model's corpus statistics (`vbgm.pipeline.load_stats`; None = the shipped ones).
+    `stats`: the model's corpus statistics (`vbgm.pipeline.load_model_and_stats`; None = the
+    shipped ones).
     """
     from tqdm import tqdm
 

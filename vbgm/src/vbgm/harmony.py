@@ -20,6 +20,10 @@ KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69,
 
 # Scale steps from the tonic: major and natural minor (the harmonic minor's raised 7th is
 # admitted as a scale tone too, since minor-key music uses it at cadences).
+# Intervals (semitones mod 12) that clash when sounding together: minor 2nd / minor 9th,
+# tritone, major 7th. The dissonance measurement counts them; the sampler keeps them out of chords.
+DISSONANT_INTERVALS = (1, 6, 11)
+
 MAJOR_STEPS = (0, 2, 4, 5, 7, 9, 11)
 MINOR_STEPS = (0, 2, 3, 5, 7, 8, 10)
 MINOR_EXTRA = (11,)

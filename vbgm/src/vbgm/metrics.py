@@ -21,10 +21,19 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from vbgm.errors import VbgmError
-from vbgm.harmony import KEY_PROFILES, MAJOR_STEPS, MINOR_STEPS, detect_key
-from vbgm.song import DURATION, INSTRUMENT, ONSET, PITCH, SIXTEENTHS_PER_BAR, VELOCITY, Song
-
-DRUMS = 1
+from vbgm.harmony import DISSONANT_INTERVALS, KEY_PROFILES, MAJOR_STEPS, MINOR_STEPS, detect_key
+from vbgm.song import (
+    BASS,
+    DRUMS,
+    DURATION,
+    GM_PERCUSSION,
+    INSTRUMENT,
+    ONSET,
+    PITCH,
+    SIXTEENTHS_PER_BAR,
+    VELOCITY,
+    Song,
+)
 
 # ---------------------------------------------------------------------------------------------
 # Pitch entropy
@@ -595,9 +604,6 @@ def music_metrics(song: Song, tempo_bpm: float = 120.0, si_source: str = "notes"
 # no bass, ...). None is "better" on its own: the real data's value is the reference, and a
 # generated folder should land near it (see `vbgm evaluate midi REAL GENERATED`).
 
-BASS = 4
-GM_KIT = (35, 81)  # General MIDI percussion keys (Acoustic Bass Drum .. Open Triangle)
-DISSONANT_INTERVALS = (1, 6, 11)  # semitones mod 12: minor 2nd / minor 9th, tritone, major 7th
 BEAT_SIXTEENTHS = 4
 
 MUSICALITY: tuple[tuple[str, str], ...] = (
@@ -666,16 +672,21 @@ def _duration_chroma(notes: np.ndarray, groups: np.ndarray, n_groups: int) -> np
     return hist
 
 
+def pitch_class_durations(song: Song) -> np.ndarray:
+    """(12,) sixteenths sounded per pitch class by the non-drum notes: what keys are found by."""
+    notes = _pitched(song)
+    return _duration_chroma(notes, np.zeros(len(notes), dtype=int), 1)[0]
+
+
 def key_clarity(song: Song) -> float:
     """Krumhansl–Kessler clarity of the whole song: the best correlation (−1..1) of its
     duration-weighted pitch-class histogram (drums out) with the 24 key profiles.
 
     High (≳0.8) when one key dominates; low for atonal, chromatic or key-changing music.
     """
-    notes = _pitched(song)
-    if len(notes) == 0:
+    if len(_pitched(song)) == 0:
         return math.nan
-    return detect_key(_duration_chroma(notes, np.zeros(len(notes), dtype=int), 1)[0])[1]
+    return detect_key(pitch_class_durations(song))[1]
 
 
 def key_clarity_windows(song: Song, bars: int = 4) -> float:
@@ -796,7 +807,7 @@ def drum_kit_share(song: Song) -> float:
     keys = song.notes[song.notes[:, INSTRUMENT] == DRUMS, PITCH]
     if len(keys) == 0:
         return math.nan
-    return float(np.mean((keys >= GM_KIT[0]) & (keys <= GM_KIT[1])))
+    return float(np.mean((keys >= GM_PERCUSSION[0]) & (keys <= GM_PERCUSSION[1])))
 
 
 def bar_repetition(song: Song, threshold: float = 0.8) -> float:

@@ -68,17 +68,10 @@ def stats_of(meta: dict) -> CorpusStats:
     return CorpusStats.from_dict(stored) if stored else corpus_stats.shipped()
 
 
-def load_stats(checkpoint: str | os.PathLike[str] | None = None) -> CorpusStats:
-    """The corpus statistics of the model at `checkpoint` (None: the shipped model's)."""
-    if not checkpoint:
-        return corpus_stats.shipped()  # the shipped model's corpus, beside default.pt
-    with _one_thread():
-        return stats_of(load_checkpoint(Path(checkpoint))[1])
-
-
 def load_model_and_stats(checkpoint: str | os.PathLike[str] | None = None
                          ) -> tuple[CMT, CorpusStats]:
-    """`load_model` and `load_stats` of one checkpoint, reading the file once."""
+    """The model at `checkpoint` (None: the shipped one) and the corpus statistics it was
+    trained with (`stats_of`), reading the file once."""
     path = Path(checkpoint) if checkpoint else default_checkpoint()
     with _one_thread():
         model, meta = load_checkpoint(path)
@@ -130,7 +123,7 @@ def compose(model: CMT, controls: Controls, tempo_bpm: float, request: Request =
             stats: CorpusStats | None = None) -> Music:
     """Generate music for controls at a tempo; keeps the candidate that fits them best.
 
-    stats: the model's corpus statistics (`load_stats`; None = the shipped ones).
+    stats: the model's corpus statistics (`load_model_and_stats`; None = the shipped ones).
     """
     t0 = time.perf_counter()
     try:
@@ -225,7 +218,7 @@ def score_video(video: Path, out: Outputs, model: CMT, request: Request = Reques
                 auto_key: bool = False) -> Music:
     """Analyse `video`, compose music for it, write MIDI / WAV / plot / JSON and the muxed video.
 
-    stats: the model's corpus statistics (`load_stats`; None = the shipped ones).
+    stats: the model's corpus statistics (`load_model_and_stats`; None = the shipped ones).
     force: replace existing outputs (else VbgmError "already exists", checked again at write time).
     warn: where one-line warnings go (None: stderr).
     auto_key: when the request names no key, pick one from the video (`controls.auto_key`).

@@ -26,7 +26,7 @@ import numpy as np
 
 from vbgm import harmony, vocab
 from vbgm.corpus_stats import CorpusStats
-from vbgm.song import SIXTEENTHS_PER_BAR
+from vbgm.song import BASS, DRUMS, SIXTEENTHS_PER_BAR
 from vbgm.structure import (
     FILL_FROM,
     PHRASE_BARS,
@@ -42,15 +42,12 @@ from vbgm.tokens import MAX_P_BEAT
 
 SAMPLED = (vocab.TYPE, vocab.BARBEAT, vocab.DENSITY, vocab.PITCH, vocab.DURATION, vocab.INSTR,
            vocab.STRENGTH)
-DRUMS, BASS = 1, 4
 # Density of the first Bar when it is not controlled: it has no model prediction (training never
 # predicts the first row), so a typical value of the training data is used.
 FREE_FIRST_DENSITY = 9
 # A visual beat of this strength class or more is an accent (kick + crash) on drums.
 ACCENT_CLASS = 6
-KICKS, CRASHES = (35, 36), (49, 57)
-# Intervals (mod 12) that never sound inside one instrument's chord: m2/M7 and the tritone.
-CLUSTER_INTERVALS = (1, 6, 11)
+KICKS, CRASHES = (36, 35), (49, 57)  # General MIDI keys, the preferred one first
 # Pitches a key is inferred from before the harmony rule starts (when no key is requested).
 KEY_AFTER_NOTES = 6
 # Pull (logits) towards the scale of a requested key, whatever Rules.harmony says: the model was
@@ -407,7 +404,7 @@ def no_clusters(state: State, plan: Plan) -> np.ndarray | None:
         return None
     bad = np.zeros(12, dtype=bool)
     for v in state.group_pitches:
-        for iv in CLUSTER_INTERVALS:
+        for iv in harmony.DISSONANT_INTERVALS:
             bad[(v - 1 + iv) % 12] = True
     return ~bad[_PC]
 
@@ -621,7 +618,7 @@ def _accents(groups: list[Group], beats: list[tuple[int, int]], plan: Plan) -> l
     """Drum groups with every visual beat made an accent: the kick, + a crash when strong,
     added to the drum hit already on its slot or as a hit of their own."""
     out = [Group(g.slot, g.instrument, list(g.notes)) for g in groups]
-    kick, crash = _kit_key(KICKS[::-1], plan), _kit_key(CRASHES, plan)
+    kick, crash = _kit_key(KICKS, plan), _kit_key(CRASHES, plan)
     for slot, strength in beats:
         keys = [kick] + ([crash] if strength >= ACCENT_CLASS else [])
         hit = next((g for g in out if g.slot == slot and g.instrument == DRUMS), None)

@@ -32,7 +32,17 @@ from vbgm.corpus_stats import CorpusStats
 from vbgm.errors import VbgmError
 from vbgm.model import CMT
 from vbgm.rules import SAMPLED, Rules
-from vbgm.song import DURATION, GENRE_IDS, INSTRUMENT_IDS, ONSET, SIXTEENTHS_PER_BAR, Song
+from vbgm.song import (
+    DRUMS,
+    DURATION,
+    GENRE_IDS,
+    GUITAR,
+    INSTRUMENT_IDS,
+    ONSET,
+    PIANO,
+    SIXTEENTHS_PER_BAR,
+    Song,
+)
 from vbgm.tokens import decode, init_tokens
 
 
@@ -148,9 +158,9 @@ class Request:
         """Instruments that carry forced visual beats: the drums when they play (a beat is an
         accent: kick, + crash when strong), else piano and guitar (a chord of chord tones),
         else the first requested instrument."""
-        if 1 in self.instruments:
-            return (1,)
-        rhythm = tuple(k for k in self.instruments if k in (2, 3))
+        if DRUMS in self.instruments:
+            return (DRUMS,)
+        rhythm = tuple(k for k in self.instruments if k in (PIANO, GUITAR))
         return rhythm or self.instruments[:1]
 
 

@@ -15,6 +15,9 @@ SIXTEENTHS_PER_BAR = 16
 # Instrument classes as LPD-5 merges them; the id is the CMT token value (0 = none).
 INSTRUMENTS: tuple[str, ...] = ("drums", "piano", "guitar", "bass", "strings")
 INSTRUMENT_IDS: dict[str, int] = {name: i + 1 for i, name in enumerate(INSTRUMENTS)}
+DRUMS, PIANO, GUITAR, BASS, STRINGS = range(1, len(INSTRUMENTS) + 1)
+# General MIDI level-1 percussion keys (Acoustic Bass Drum .. Open Triangle): a fact, not a fit.
+GM_PERCUSSION = (35, 81)
 
 # Genre codes of the CMT initial tokens.
 GENRES: tuple[str, ...] = ("unknown", "metal", "country", "dance", "electronic", "pop", "rock")

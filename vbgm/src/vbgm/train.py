@@ -267,8 +267,7 @@ def dataset_stats(ds: SongSource) -> corpus_stats.CorpusStats:
     root = getattr(ds, "root", None)
     if root is not None and (Path(root) / corpus_stats.FILE_NAME).is_file():
         return corpus_stats.read(Path(root) / corpus_stats.FILE_NAME)
-    songs = [tok.decode(np.asarray(ds.tokens(i))) for i in ds.split("train")]
-    return corpus_stats.measure(songs, source=str(root or ""))
+    return corpus_stats.measure_dataset(ds)
 
 
 def initial_weights(path: Path, mc: CMTConfig) -> dict[str, Tensor]:
