@@ -103,12 +103,18 @@ def test_harmony_pulls_to_the_scale_and_the_chord() -> None:
     assert weak[value[2]] > bias[value[2]]  # passing tones are freer off the beat
     assert rules.pitch_bias(replace(state, instr=DRUMS), plan) is None
     # No pull by default (measured: with the shipped model both made the music simpler and
-    # more consonant than real songs; bench_music), but a requested key pulls to its scale.
+    # more consonant than real songs; bench_music), but a requested key pulls to its profile
+    # (tonic first, then fifth and third; tones outside the key last) and the bar's chord.
     assert rules.pitch_bias(state, _plan()) is None
     keyed = rules.make_plan(64, np.full(4, 9), np.zeros((0, 2)), np.zeros(0), (1, 2), (1,), 0,
                             1.0, np.random.default_rng(0), STATS)
-    bias = rules.pitch_bias(state, keyed)
-    assert bias[value[6]] < 0 == bias[value[2]] == bias[value[4]]
+    bias = rules.pitch_bias(replace(state, chord=None), keyed)
+    assert bias[value[0]] > bias[value[7]] > bias[value[4]] > bias[value[2]] > bias[value[6]]
+    assert bias[value[6]] < -0.5 < bias[value[2]]
+    in_chord = rules.pitch_bias(state, keyed)
+    assert in_chord[value[2]] < 0 < in_chord[value[4]]  # D is no tone of the C major chord
+    assert rules.pitch_bias(state, replace(keyed, rules=Rules(key_pull=0, key_chord_pull=0))
+                            ) is None  # the model alone keeps the key
 
 
 def test_no_clusters_and_forced_chord_tones() -> None:

@@ -553,6 +553,10 @@ class Dataset:
         s = self.songs[i]
         return init_tokens(s.genre, s.instruments)
 
+    def key(self, i: int) -> int:
+        """The detected key of song i (0..23; -1 = no pitched note)."""
+        return self.songs[i].key
+
     def split(self, name: str) -> list[int]:
         """Indices into `songs` of one split: "train", "valid" or "test"."""
         if name not in SPLITS:

@@ -29,6 +29,15 @@ MINOR_STEPS = (0, 2, 3, 5, 7, 8, 10)
 MINOR_EXTRA = (11,)
 
 
+def profile_logits(key: int) -> np.ndarray:
+    """(12,) log of the key's Krumhansl-Kessler profile over its mean, by pitch class: a pull
+    that favours the tonic, then the fifth and third, and disfavours tones outside the key
+    (about +0.6, +0.4, ... down to -0.4), i.e. the emphasis a listener (and the key finder)
+    hears a key by."""
+    profile = KK_MINOR if is_minor(key) else KK_MAJOR
+    return np.roll(np.log(profile / profile.mean()), key % 12)
+
+
 def _profiles() -> np.ndarray:
     rows = [np.roll(KK_MAJOR, t) for t in range(12)] + [np.roll(KK_MINOR, t) for t in range(12)]
     p = np.array(rows)
@@ -113,6 +122,18 @@ def diatonic_triad(key: int, degree: int) -> tuple[int, int, int]:
     if key >= 12 and degree == 4:
         pcs[1] = (tonic + 11) % 12  # V in minor: raised leading tone
     return pcs[0], pcs[1], pcs[2]
+
+
+# Scale degrees of the chords of a four-bar phrase in a requested key: I-vi-IV-V in major,
+# i-VI-iv-V in minor (the tonic triad twice as often as any other, then the dominant leading
+# back to it), so the key is heard rather than only its scale.
+PHRASE_DEGREES = {False: (0, 5, 3, 4), True: (0, 5, 3, 4)}
+
+
+def phrase_chord(key: int, bar_in_phrase: int) -> tuple[int, int, int]:
+    """The triad of bar `bar_in_phrase` (0-based, cycling every four bars) of a phrase."""
+    degrees = PHRASE_DEGREES[is_minor(key)]
+    return diatonic_triad(key, degrees[bar_in_phrase % len(degrees)])
 
 
 def degree_of(key: int, pitch_class: int) -> int | None:

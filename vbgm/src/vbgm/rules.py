@@ -50,9 +50,12 @@ ACCENT_CLASS = 6
 KICKS, CRASHES = (36, 35), (49, 57)  # General MIDI keys, the preferred one first
 # Pitches a key is inferred from before the harmony rule starts (when no key is requested).
 KEY_AFTER_NOTES = 6
-# Pull (logits) towards the scale of a requested key, whatever Rules.harmony says: the model was
-# not trained with keys, so the sampler alone has to hold the music in the one asked for.
-REQUESTED_KEY_PULL = 0.75
+# Default pull towards a requested key: the scale of its Krumhansl-Kessler profile's log
+# (`harmony.profile_logits`; 2.5: tonic +1.5 logits, tones outside the key about -1), and of the
+# chords of its phrase progression. Measured with benchmarks/bench_keys.py: a keyed model learns
+# the scale from its key token, but the tonic must also be heard for the key to be named.
+REQUESTED_KEY_PULL = 2.5
+REQUESTED_KEY_CHORD_PULL = 1.0
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,8 @@ class Rules:
         through the section, up to each period's fill (`structure.plan_groove`), visual beats
         merged in as accents.
     density_floor: lowest density class the model may choose for a bar (5 = one onset a beat).
+    key_pull: pull towards a requested key's scale (0: the model alone keeps the key).
+    key_chord_pull: pull towards the chords of the phrase progression in a requested key.
     """
 
     registers: bool = True
@@ -86,6 +91,8 @@ class Rules:
     repeats: bool = True
     groove: bool = True
     density_floor: int = 5
+    key_pull: float = REQUESTED_KEY_PULL
+    key_chord_pull: float = REQUESTED_KEY_CHORD_PULL
 
 
 @dataclass
@@ -414,11 +421,13 @@ def pitch_bias(state: State, plan: Plan) -> np.ndarray | None:
     as hard on its quarter notes); a bass on a quarter note leans on the root. None when
     harmony is off, the instrument is drums or no key is known yet."""
     w, c = plan.rules.harmony, plan.rules.chord
+    if plan.key is not None:
+        c = max(c, plan.rules.key_chord_pull)
     if not _pulls(plan) or state.instr == DRUMS or state.key is None:
         return None
-    if plan.key is not None:
-        w = max(w, REQUESTED_KEY_PULL)
     bias = np.where(harmony.scale_mask(state.key)[_PC], 0.0, -w)
+    if plan.key is not None:  # a requested key: its profile's emphasis, tonic first
+        bias += plan.rules.key_pull * harmony.profile_logits(state.key)[_PC]
     if state.chord is not None:
         strong = state.slot % 4 == 0
         bias -= np.where(np.isin(_PC, state.chord), 0.0, c * (1.0 if strong else 0.5))
@@ -430,7 +439,8 @@ def pitch_bias(state: State, plan: Plan) -> np.ndarray | None:
 
 def _pulls(plan: Plan) -> bool:
     """Whether pitches are pulled (pitch_bias): a scale or chord pull, or a requested key."""
-    return plan.rules.harmony > 0 or plan.rules.chord > 0 or plan.key is not None
+    return (plan.rules.harmony > 0 or plan.rules.chord > 0
+            or (plan.key is not None and plan.rules.key_pull > 0))
 
 
 def _chords(plan: Plan) -> bool:
@@ -534,16 +544,17 @@ def _accept_note(state: State, plan: Plan, value: int, duration: int) -> np.ndar
 
 def _cadence_chord(state: State, plan: Plan) -> tuple[int, int, int] | None:
     """The last bar rests on the tonic triad, the one before on the dominant; with a requested
-    key, each phrase also opens on the tonic (so the key is heard, not only its scale)."""
+    key, every bar takes its chord from the phrase's progression (`harmony.phrase_chord`), so
+    the key is heard, not only its scale."""
     if state.key is None or not _chords(plan):
         return None
     if state.bar == plan.last_bar:
         return harmony.diatonic_triad(state.key, 0)
     if state.bar == plan.last_bar - 1:
         return harmony.diatonic_triad(state.key, 4)
-    start = max(s for s in plan.sections if s <= state.bar)
-    if plan.key is not None and (state.bar - start) % PHRASE_BARS == 0:
-        return harmony.diatonic_triad(state.key, 0)
+    if plan.key is not None:
+        start = max(s for s in plan.sections if s <= state.bar)
+        return harmony.phrase_chord(state.key, (state.bar - start) % PHRASE_BARS)
     return None
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from vbgm import corpus_stats, harmony, rules, vocab
+from vbgm import corpus_stats, harmony, keys, rules, vocab
 from vbgm.corpus_stats import CorpusStats
 from vbgm.errors import VbgmError
 from vbgm.model import CMT
@@ -233,15 +233,18 @@ def _generate(model: CMT, controls: Controls, request: Request, config: Sampling
     model.eval()
     gen = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
+    # A normalising model samples in C major / A minor; the song is transposed at the end.
+    key, shift_back = keys.generation_key(model.config.keys, request.key)
     plans = [rules.make_plan(controls.n_sixteenths, controls.bar_density, controls.beats,
                              controls.cuts, request.instruments, request.rhythm_instruments,
-                             request.key, config.control, rng, stats, config.rules,
+                             key, config.control, rng, stats, config.rules,
                              free_plan=model.config.ablate_controls)
              for _ in range(candidates)]
     states = [rules.State() for _ in range(candidates)]
     rows: list[list[np.ndarray]] = [[rules.start(s, p)] for s, p in zip(states, plans)]
     feed = np.stack([r[0] for r in rows])
-    init = torch.from_numpy(init_tokens(request.genre, request.instruments))
+    key_token = keys.key_token(key) if model.config.keys != "none" else keys.ANY_KEY
+    init = torch.from_numpy(init_tokens(request.genre, request.instruments, key_token))
     state = model.init_state(init[None].expand(candidates, -1, -1).contiguous())
     cap = int(config.max_tokens_per_sixteenth * controls.n_sixteenths) + 64
     bar = _progress(controls.n_sixteenths) if progress else None
@@ -276,10 +279,12 @@ def _generate(model: CMT, controls: Controls, request: Request, config: Sampling
     out = []
     for r, s, p in zip(rows, states, plans):
         tokens = np.vstack([np.stack(r), np.zeros((1, vocab.N_FIELDS), dtype=np.int64)])
+        tokens = keys.transpose_rows(tokens, shift_back)
         song = finish(decode(tokens), controls.n_sixteenths)
         out.append(Generated(tokens=tokens.astype(np.int32), song=song,
                              score=control_fit(song, controls), n_forced_beats=s.n_forced_beats,
-                             sections=list(p.sections), key=s.key))
+                             sections=list(p.sections),
+                             key=None if s.key is None else keys.shift_key(s.key, shift_back)))
     return sorted(out, key=lambda g: -g.score)
 
 

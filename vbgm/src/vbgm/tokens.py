@@ -188,9 +188,10 @@ def decode(tokens: np.ndarray) -> Song:
     return Song(notes=sort_notes(notes), n_sixteenths=n)
 
 
-def init_tokens(genre: int, instruments: Iterable[int]) -> np.ndarray:
-    """The seven (genre, key, instrument) conditioning rows: (genre, 0, 0), (0, 0, 0), then
-    (0, 0, k) for k = 1..5 when instrument k is present and (0, 0, 0) when absent."""
+def init_tokens(genre: int, instruments: Iterable[int], key_token: int = 0) -> np.ndarray:
+    """The seven (genre, key, instrument) conditioning rows: (genre, 0, 0), (0, key_token, 0),
+    then (0, 0, k) for k = 1..5 when instrument k is present and (0, 0, 0) when absent.
+    key_token: 0 = any key (the reference's only value), 1 + k for key k (`vbgm.keys`)."""
     if not 0 <= int(genre) < 7:
         raise VbgmError(f"genre code must be 0..6, got {genre}")
     present = {int(k) for k in instruments}
@@ -198,6 +199,7 @@ def init_tokens(genre: int, instruments: Iterable[int]) -> np.ndarray:
         raise VbgmError(f"instrument ids must be 1..5, got {sorted(present)}")
     rows = np.zeros((N_INIT, 3), dtype=np.int64)
     rows[0, 0] = int(genre)
+    rows[1, 1] = int(key_token)
     for k in present:
         rows[1 + k, 2] = k
     return rows

@@ -22,7 +22,7 @@ import math
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -31,7 +31,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from vbgm import corpus_stats
+from vbgm import corpus_stats, keys
 from vbgm import tokens as tok
 from vbgm.atomic import atomic_path, write_text_atomic
 from vbgm.errors import VbgmError
@@ -43,6 +43,7 @@ class SongSource(Protocol):
 
     def tokens(self, i: int) -> np.ndarray: ...  # (T, 9) int rows, EOS included
     def init(self, i: int) -> np.ndarray: ...  # (7, 3) conditioning rows
+    def key(self, i: int) -> int: ...  # detected key 0..23, -1 = unknown
     def split(self, name: str) -> list[int]: ...  # song indices of train|valid|test
 
 
@@ -68,11 +69,13 @@ class TrainConfig:
     log_every: int = 10
     seed: int = 0
     init_from: str = ""  # a checkpoint whose weights a new run starts from ("" = random)
+    keys: str = "none"  # key regime (`vbgm.keys`): none | augment | normalise
 
     def model_config(self) -> CMTConfig:
         if self.model not in CONFIGS:
             raise VbgmError(f"unknown model config {self.model!r} (choose {sorted(CONFIGS)})")
-        return CMTConfig(**{**asdict(CONFIGS[self.model]), "ablate_controls": self.ablate_controls})
+        return CMTConfig(**{**asdict(CONFIGS[self.model]), "ablate_controls": self.ablate_controls,
+                            "keys": keys.check_regime(self.keys)})
 
 
 # ---- data ----
@@ -82,16 +85,22 @@ class Window:
     start: int
     length: int
     any_init: bool
+    shift: int = 0  # semitones the window's pitched notes are transposed by
+    key_token: int = 0  # the initial rows' key token (`vbgm.keys`)
 
 
 def plan_epoch(lengths: dict[int, int], batch_size: int, seq_len: int, seed: int, epoch: int,
-               cond_dropout: float = 0.0, start_prob: float = 0.2) -> list[list[Window]]:
+               cond_dropout: float = 0.0, start_prob: float = 0.2, regime: str = "none",
+               song_keys: dict[int, int] | None = None, augment: bool = True
+               ) -> list[list[Window]]:
     """All batches of one epoch, a pure function of its arguments.
 
     lengths: song index -> number of token rows (EOS included); a song of n rows gives n-1
-    (input, target) pairs.
+    (input, target) pairs. regime/song_keys: the key regime and each song's key (`vbgm.keys`);
+    augment=False (validation) draws no random transposition.
     """
     rng = np.random.default_rng([seed, epoch])
+    key_rng = np.random.default_rng([seed, epoch, 1])  # its own stream: plans without keys stay
     windows = []
     for s in rng.permutation(sorted(lengths)):
         n = lengths[int(s)] - 1
@@ -101,7 +110,13 @@ def plan_epoch(lengths: dict[int, int], batch_size: int, seq_len: int, seed: int
         for _ in range(math.ceil(n / seq_len)):
             start = 0 if n == length or rng.random() < start_prob else int(
                 rng.integers(0, n - length + 1))
-            windows.append(Window(int(s), start, length, bool(rng.random() < cond_dropout)))
+            any_init = bool(rng.random() < cond_dropout)
+            shift, token = 0, keys.ANY_KEY
+            if regime != "none":
+                drop = any_init or bool(key_rng.random() < cond_dropout)
+                shift, token = keys.window_key(regime, (song_keys or {}).get(int(s), -1),
+                                               key_rng if augment else None, drop)
+            windows.append(Window(int(s), start, length, any_init, shift, token))
     pool = batch_size * 32
     batches = []
     for p in range(0, len(windows), pool):
@@ -119,11 +134,13 @@ def collate(ds: SongSource, batch: list[Window]) -> tuple[Tensor, Tensor, Tensor
     mask = np.zeros((len(batch), T), bool)
     init = np.zeros((len(batch), 7, 3), np.int64)
     for b, w in enumerate(batch):
-        rows = np.asarray(ds.tokens(w.song))[w.start:w.start + w.length + 1]
+        rows = keys.transpose_rows(np.asarray(ds.tokens(w.song))[w.start:w.start + w.length + 1],
+                                   w.shift)
         x[b, :w.length] = rows[:-1]
         y[b, :w.length] = rows[1:]
         mask[b, :w.length] = True
         init[b] = tok.ANY_INIT if w.any_init else ds.init(w.song)
+        init[b, 1, 1] = w.key_token
     return (torch.from_numpy(init), torch.from_numpy(x), torch.from_numpy(y),
             torch.from_numpy(mask))
 
@@ -209,6 +226,40 @@ def evaluate(model: CMT, ds: SongSource, batches: list[list[Window]], device: to
     return total / max(count, 1.0)
 
 
+def split_windows(ds: SongSource, split: str, seq_len: int, regime: str) -> list[Window]:
+    """Every song of a split cut into consecutive windows from its start (all its tokens, once),
+    with the key token (and, for a normalising model, the transposition) of its key."""
+    out = []
+    for i in ds.split(split):
+        n = len(ds.tokens(i)) - 1
+        shift, token = keys.window_key(regime, int(ds.key(i)), None, False)
+        out += [Window(int(i), s, min(seq_len, n - s), False, shift, token)
+                for s in range(0, n, seq_len)]
+    return out
+
+
+@torch.no_grad()
+def split_losses(model: CMT, ds: SongSource, split: str = "valid", seq_len: int = 512,
+                 batch_size: int = 16) -> dict[str, float]:
+    """Token-weighted mean cross-entropy per field over every token of a split (consecutive
+    windows of seq_len), and their mean ("mean", the training loss): one figure comparable
+    across models and runs, whatever their batch size or validation sample."""
+    model.eval()
+    windows = sorted(split_windows(ds, split, seq_len, model.config.keys), key=lambda w: w.length)
+    sums: dict[str, float] = {}
+    count = 0.0
+    for b in range(0, len(windows), batch_size):
+        init, x, y, mask = collate(ds, windows[b:b + batch_size])
+        _, per_field = model.loss(init, x, y, mask)
+        n = float(mask.sum())
+        for name, value in per_field.items():
+            sums[name] = sums.get(name, 0.0) + float(value) * n
+        count += n
+    out = {name: v / max(count, 1.0) for name, v in sums.items()}
+    out["mean"] = sum(out.values()) / max(len(out), 1)
+    return out
+
+
 def _autocast(device: torch.device) -> Any:
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
@@ -273,12 +324,22 @@ def dataset_stats(ds: SongSource) -> corpus_stats.CorpusStats:
 def initial_weights(path: Path, mc: CMTConfig) -> dict[str, Tensor]:
     """The weights of a checkpoint (e.g. the shipped model.pt) to start a new run from: the
     optimiser state does not travel between machines, the weights do. Its model config must be
-    the run's."""
+    the run's.
+    Starting a keyed run (`vbgm.keys`) from an unkeyed model is allowed: every key token's
+    embedding starts as the old model's "any key" one."""
     src, meta = load_checkpoint(path)
-    if meta["config"] != mc:
+    if replace(meta["config"], keys=mc.keys) != mc:
         raise VbgmError(f"{path}: its model config ({meta['config']}) is not this run's ({mc}); "
                         "pass the matching --config")
-    return src.state_dict()
+    state = src.state_dict()
+    name = "init_emb.1.weight"
+    want = keys.n_key_classes(mc.keys)
+    if state[name].shape[0] != want:
+        if meta["config"].keys != "none":
+            raise VbgmError(f"{path}: trained with keys={meta['config'].keys!r}, this run "
+                            f"asks for keys={mc.keys!r}")
+        state[name] = state[name][:1].expand(want, -1).clone()
+    return state
 
 
 # Settings a resumed run may change: its length, not what it computes.
@@ -329,15 +390,32 @@ def _gather_rng(d: Dist) -> list[dict[str, Tensor]]:
 
 
 # ---- the loop ----
+FIT_AFTER, FIT_OVER = 10, 40  # a time budget measures the speed over steps 10..50 of a run
+BUDGET_MARGIN = 0.9  # share of the remaining budget given to steps (the rest: evals, saves)
+
+
+def fit_steps(steps_done: int, seconds: float, seconds_left: float, step: int, d: Dist) -> int:
+    """The total number of steps that fits the remaining time at the measured speed; every
+    rank takes rank 0's answer (the schedule must be the same everywhere)."""
+    total = step + int(BUDGET_MARGIN * max(seconds_left, 0.0) * steps_done / max(seconds, 1e-9))
+    if d.world > 1:
+        t = torch.tensor([total], dtype=torch.int64, device=d.device)
+        dist.broadcast(t, 0)
+        total = int(t)
+    return max(total, step + 1)
+
+
 def train(ds: SongSource, run_dir: str | Path, tc: TrainConfig | None = None,
           resume: bool = False, steps: int | None = None, stop_after: int | None = None,
-          progress: bool = True) -> dict[str, Any]:
+          progress: bool = True, minutes: float | None = None) -> dict[str, Any]:
     """Train into run_dir (a new run from `tc`, or `resume` the one there); returns a summary.
 
     On resume the stored TrainConfig is used (`tc` is ignored; the command line checks given
     flags against it with `config_conflicts`); `steps` overrides the total
     number of steps in either case. `stop_after` ends this run after that many steps (with a
-    checkpoint) without changing the schedule, for time-sliced training.
+    checkpoint) without changing the schedule, for time-sliced training. `minutes` fits the
+    run to a time budget: once the speed is measured (`fit_steps`) the total number of steps
+    (the schedule's length, stored in the checkpoint) becomes what the budget allows.
     """
     d = setup_distributed()
     run_dir = Path(run_dir)
@@ -361,7 +439,11 @@ def train(ds: SongSource, run_dir: str | Path, tc: TrainConfig | None = None,
     if not train_len:
         raise VbgmError("dataset: the train split is empty")
     valid_len = _song_lengths(ds, "valid")
-    val_batches = plan_epoch(valid_len, tc.batch_size, tc.seq_len, tc.seed, 10**9)[:tc.eval_batches]
+    song_keys = ({i: int(ds.key(i)) for i in [*train_len, *valid_len]}
+                 if tc.keys != "none" else None)
+    val_batches = plan_epoch(valid_len, tc.batch_size, tc.seq_len, tc.seed, 10**9,
+                             regime=tc.keys, song_keys=song_keys, augment=False
+                             )[:tc.eval_batches]
     # Only rank 0 writes checkpoints, so only it needs the statistics.
     stats = dataset_stats(ds).to_dict() if d.main else {}
 
@@ -393,7 +475,7 @@ def train(ds: SongSource, run_dir: str | Path, tc: TrainConfig | None = None,
     def batches_from(epoch: int, pos: int) -> Iterator[tuple[int, int, list[Window]]]:
         while True:
             plan = plan_epoch(train_len, tc.batch_size, tc.seq_len, tc.seed, epoch,
-                              tc.cond_dropout, tc.start_prob)
+                              tc.cond_dropout, tc.start_prob, tc.keys, song_keys)
             plan = plan[d.rank: len(plan) - len(plan) % d.world: d.world]
             for i in range(pos, len(plan)):
                 yield epoch, i + 1, plan[i]
@@ -415,7 +497,16 @@ def train(ds: SongSource, run_dir: str | Path, tc: TrainConfig | None = None,
                dynamic_ncols=True)
     t0, tokens_seen, loss_sum, loss_n, t_start = time.perf_counter(), 0.0, 0.0, 0, time.time()
     val, skipped = math.nan, 0
+    first, fit_from = step, time.perf_counter()
     while step < end:
+        if minutes is not None and step == first + FIT_AFTER + FIT_OVER:
+            total = fit_steps(step - first - FIT_AFTER, time.perf_counter() - fit_from,
+                              minutes * 60 - (time.time() - t_start), step, d)
+            tc = replace(tc, steps=min(tc.steps, total))
+            end = tc.steps if stop_after is None else min(tc.steps, end)
+            bar.total = end
+        if minutes is not None and step == first + FIT_AFTER:
+            fit_from = time.perf_counter()
         epoch, pos, batch = next(data)
         init, x, y, mask = (t.to(d.device) for t in collate(ds, batch))
         with _autocast(d.device):

@@ -9,6 +9,8 @@ Subcommands (each a small add_*/run_* pair, so new ones slot in):
   table1 DATASET --baseline RUN --model RUN
                 the paper's Table 1 on our data: held-out songs vs free generation by the
                 ablated baseline and by the full model.
+  loss DATASET MODEL...
+                cross-entropy per field of each model over every token of a split.
   video VIDEO_DIR --control C...
                 video–music fit and music metrics of the music generated for each video at
                 each control degree C, and the trade-off plot.
@@ -34,6 +36,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     _add_midi(sub)
     _add_table1(sub)
     _add_video(sub)
+    _add_loss(sub)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -334,4 +337,45 @@ def run_video(args: argparse.Namespace) -> int:
     if args.plot:
         plot_tradeoff(rows, args.plot, f"Fit vs music across C ({len(used)} videos, "
                                        f"{args.samples} song(s) each)")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# vbgm evaluate loss
+
+
+def _add_loss(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "loss", help="cross-entropy per field of models on a dataset split",
+        description="Token-weighted cross-entropy of each of the seven predicted fields and "
+                    "their mean (the training loss) over every token of a split of a prepared "
+                    "dataset, in consecutive windows: a figure comparable across models and "
+                    "runs.")
+    p.add_argument("dataset", type=Path, help="dataset folder written by `vbgm prepare`")
+    p.add_argument("models", nargs="+", type=Path, metavar="MODEL.pt", help="checkpoints")
+    p.add_argument("--split", choices=("train", "valid", "test"), default="valid")
+    p.add_argument("--seq-len", type=int, default=512, help="window length (default 512)")
+    p.add_argument("--csv", type=Path, metavar="OUT", help="also write the table as CSV")
+    p.add_argument("--md", type=Path, metavar="OUT", help="also write the table as markdown")
+    p.set_defaults(func=run, evaluate_func=run_loss)
+
+
+def run_loss(args: argparse.Namespace) -> int:
+    """`vbgm evaluate loss`: one row per model, one column per field."""
+    from vbgm.dataset import Dataset
+    from vbgm.model import load_checkpoint
+    from vbgm.train import split_losses
+
+    ds = Dataset.load(args.dataset)
+    rows = []
+    for path in args.models:
+        model, meta = load_checkpoint(path)
+        losses = split_losses(model, ds, args.split, args.seq_len)
+        rows.append({"model": str(path), "keys": meta["config"].keys,
+                     **{k: round(v, 4) for k, v in losses.items()}})
+    names = [k for k in rows[0] if k not in ("model", "keys")]
+    head = ["model", "keys", *names]
+    md = "| " + " | ".join(head) + " |\n|" + "---|" * len(head) + "\n"
+    md += "".join("| " + " | ".join(str(r[k]) for k in head) + " |\n" for r in rows)
+    _emit(args, md, rows)
     return 0

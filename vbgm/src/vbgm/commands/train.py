@@ -18,14 +18,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                               description=__doc__.splitlines()[0])
     p.add_argument("dataset", help="dataset folder written by `vbgm prepare`")
     p.add_argument("-o", "--output", required=True, help="run folder (checkpoints, log, plot)")
-    p.add_argument("--config", choices=["small", "paper", "tiny"],
-                   help="model size (default small; tiny: smoke runs only)")
+    p.add_argument("--config", choices=["small", "medium", "paper", "tiny"],
+                   help="model size (default small; medium: for a GPU; tiny: smoke runs only)")
+    p.add_argument("--keys", choices=["none", "augment", "normalise"],
+                   help="train the initial key slot: augment = random transposition of each "
+                        "window, normalise = every song in C major / A minor (default none)")
     p.add_argument("--steps", type=int, help="total optimiser steps (default 1500)")
     p.add_argument("--resume", action="store_true", help="continue the run in the run folder")
     p.add_argument("--init-from", metavar="MODEL.pt",
                    help="start a new run from these weights (e.g. the shipped model, to train "
                         "it further on another machine: a fresh optimiser and schedule)")
     p.add_argument("--stop-after", type=int, help="end this invocation after this many steps")
+    p.add_argument("--minutes", type=float,
+                   help="time budget: the number of steps (and the learning-rate schedule) is "
+                        "fitted to it once the speed is measured (--steps is the upper bound)")
     p.add_argument("--batch-size", type=int, help="windows per batch and process (default 8)")
     p.add_argument("--seq-len", type=int, help="window length in tokens (default 512)")
     p.add_argument("--lr", type=float, help="peak learning rate (default 1e-3)")
@@ -44,7 +50,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 _OPTIONS = {"batch_size": "batch_size", "seq_len": "seq_len", "lr": "lr", "warmup": "warmup",
             "eval_every": "eval_every", "ckpt_every": "ckpt_every",
-            "cond_dropout": "cond_dropout", "seed": "seed"}
+            "cond_dropout": "cond_dropout", "seed": "seed", "keys": "keys"}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -80,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     ds = Dataset.load(args.dataset)
     summary = train(ds, args.output, tc, resume=args.resume, steps=args.steps,
-                    stop_after=args.stop_after, progress=not args.no_progress)
+                    stop_after=args.stop_after, progress=not args.no_progress,
+                    minutes=args.minutes)
     if summary.get("rank", 0) == 0:
         print(f"trained to step {summary['step']}; best validation loss "
               f"{summary['best_val']:.4f}; run folder {summary['run_dir']}")

@@ -1,0 +1,113 @@
+"""Does `--key X` give music in key X? The key control, measured with the key finder.
+
+For each model (default: the shipped one), 10 requested keys (five major, five minor) × 3 clips
+(the longest of ../shared/data/videos and the 30 s demo clip: a key needs a few bars to be
+heard, and the shortest real clips are under two bars) are generated at the default control
+degree, and each song's key is found by the same Krumhansl-Kessler finder that labels the
+training songs (duration-weighted pitch classes of the non-drum notes). Printed per model:
+the share found in exactly the requested key, the share found in it or its relative key (same
+notes, other tonic), and the share of pitched notes inside the requested scale; twice: with
+the sampler's default pulls towards the requested key (its profile and its phrase chords), and
+with both off (`Rules(key_pull=0, key_chord_pull=0)`), where only the model keeps the key.
+
+    python benchmarks/bench_keys.py [--checkpoint A.pt B.pt ...] [--clips 3]
+
+Writes benchmarks/results/keys.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+from vbgm.atomic import write_text_atomic
+from vbgm.dataset import song_key
+from vbgm.formats import VIDEO_SUFFIXES
+from vbgm.pipeline import default_checkpoint, load_model
+from vbgm.rules import Rules
+from vbgm.sampling import Controls, Request, SamplingConfig, generate
+from vbgm.song import DRUMS, INSTRUMENT, PITCH
+from vbgm.video import analyze
+
+from vbgm import harmony
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "keys.json"
+DATA = Path(os.environ.get("VBGM_DATA", ROOT.parent / "shared" / "data"))
+KEYS = ("C", "D", "Eb", "F#", "A", "C#m", "Em", "Fm", "G#m", "Bm")
+
+
+def demo_clip() -> Path:
+    """The 30 s demo clip (three scenes), made once in the temporary folder."""
+    import tempfile
+
+    from vbgm.demo_video import make_demo_video
+
+    path = Path(tempfile.gettempdir()) / "vbgm-bench-music-demo30s.mp4"
+    if not path.is_file():
+        make_demo_video(path, seconds=30.0, size=(640, 360))
+    return path
+
+
+def relative(key: int) -> int:
+    """The relative minor of a major key and the relative major of a minor one."""
+    return (key + 9) % 12 + 12 if key < 12 else (key + 3) % 12
+
+
+def in_scale_share(song, key: int) -> float:
+    notes = song.notes[song.notes[:, INSTRUMENT] != DRUMS]
+    if not len(notes):
+        return float("nan")
+    return float(harmony.scale_mask(key)[notes[:, PITCH] % 12].mean())
+
+
+def measure(model, analyses: list, config: SamplingConfig) -> dict[str, float]:
+    exact, close, scale = [], [], []
+    for name in KEYS:
+        key = harmony.parse_key(name)
+        for i, a in enumerate(analyses):
+            (g,) = generate(model, Controls.from_analysis(a), Request(key=key), config, seed=i)
+            found = song_key(g.song)[0]
+            exact.append(found == key)
+            close.append(found in (key, relative(key)))
+            scale.append(in_scale_share(g.song, key))
+    return {"exact": float(np.mean(exact)), "exact_or_relative": float(np.mean(close)),
+            "in_scale": float(np.nanmean(scale)), "songs": len(exact)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--checkpoint", nargs="+", type=Path, help="models (default: shipped)")
+    ap.add_argument("--clips", type=int, default=3)
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    clips = [p for p in (DATA / "videos").iterdir() if p.suffix.lower() in VIDEO_SUFFIXES]
+    clips.append(demo_clip())
+    found = sorted(((analyze(p), p) for p in clips), key=lambda ap: -ap[0].n_sixteenths)
+    analyses = [a for a, _ in found[:args.clips]]
+    clips = [p for _, p in found[:args.clips]]
+    print("clips: " + ", ".join(f"{p.name} ({a.n_sixteenths // 16} bars)"
+                                for a, p in zip(analyses, clips)))
+    out = {}
+    for path in args.checkpoint or [default_checkpoint()]:
+        model = load_model(path)
+        alone = Rules(key_pull=0.0, key_chord_pull=0.0)
+        for label, rules in (("with pull", Rules()), ("model alone", alone)):
+            r = measure(model, analyses, replace(SamplingConfig(), rules=rules))
+            out[f"{path} ({model.config.keys}), {label}"] = r
+            print(f"{path} (keys={model.config.keys}) {label:12}: in key {r['exact']:.0%}, "
+                  f"in key or relative {r['exact_or_relative']:.0%}, notes in scale "
+                  f"{r['in_scale']:.1%} ({r['songs']} songs) "
+                  f"[{time.perf_counter() - t0:.0f} s]", flush=True)
+    write_text_atomic(RESULTS, json.dumps({"name": "keys", "clips": [p.name for p in clips],
+                                           "keys": KEYS, "runs": out}, indent=1) + "\n")
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
