@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# The synthesizer and its SoundFont; a real browser and its driver (web app and study tests);
+# speech for test clips (ducking); MuseScore (notation programs read our MIDI).
+DEBIAN_PACKAGES := fluidsynth fluid-soundfont-gm chromium chromium-driver espeak-ng musescore3
 
 .PHONY: setup test lint demo bench clean
 
@@ -10,9 +13,9 @@ setup: $(STAMP)
 
 # torch first, from its pinned CPU build, so nothing later pulls the CUDA wheels.
 $(STAMP): vbgm/pyproject.toml ap10k/pyproject.toml
-	@if ! command -v fluidsynth >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
-		echo "installing fluidsynth + fluid-soundfont-gm (Debian)"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fluidsynth fluid-soundfont-gm >/dev/null; \
+	@if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && ! dpkg -s $(DEBIAN_PACKAGES) >/dev/null 2>&1; then \
+		echo "installing $(DEBIAN_PACKAGES) (Debian)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBIAN_PACKAGES) >/dev/null; \
 	fi
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q torch==2.13.0

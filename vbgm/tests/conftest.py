@@ -52,3 +52,29 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """A real headless Chromium (Debian's chromium + chromium-driver, driven by Selenium): the
+    browser tests' page. Skipped when absent, an error in CI (CI=true)."""
+    import shutil
+
+    browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (browser and driver):
+        if os.environ.get("CI") == "true":
+            pytest.fail("chromium / chromedriver not installed, and CI=true (make setup installs "
+                        "them)")
+        pytest.skip("chromium / chromedriver not installed (Debian: chromium chromium-driver)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--window-size=1280,1600"):
+        options.add_argument(arg)
+    page = webdriver.Chrome(service=Service(driver), options=options)
+    page.set_page_load_timeout(120)
+    yield page
+    page.quit()
