@@ -76,6 +76,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="a 15 s clip instead of 60 s")
     ap.add_argument("--seconds", type=float, help="clip length (default 60, or 15 with --quick)")
     ap.add_argument("--threads", type=int, help="torch threads (default: the faster of 1 and 2)")
+    ap.add_argument("--checkpoint", type=Path, help="a model other than the shipped one")
     args = ap.parse_args()
     seconds = args.seconds or (15.0 if args.quick else 60.0)
 
@@ -83,7 +84,7 @@ def main() -> None:
     print(f"clip {clip} ({seconds:g} s, {SIZE[0]}x{SIZE[1]})"
           + (f", made in {made_s:.1f} s" if made_s else ", cached"), flush=True)
     t = time.perf_counter()
-    model = load_model()
+    model = load_model(args.checkpoint)
     load_s = time.perf_counter() - t
     n_params = sum(p.numel() for p in model.parameters())
 

@@ -176,6 +176,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="1 seed, 20 real songs per folder")
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--checkpoint", type=Path, help="a model other than the shipped one")
     ap.add_argument("--control", type=float, nargs="+", default=[0.0, 0.7, 1.0])
     ap.add_argument("--ablate", action="store_true", help="also each rule off, at C = 0.7")
     ap.add_argument("--no-track", action="store_true", help="skip rendering + beat tracking")
@@ -186,7 +187,7 @@ def main() -> None:
     args = ap.parse_args()
     seeds = 1 if args.quick else args.seeds
     t0 = time.perf_counter()
-    model = load_model()
+    model = load_model(args.checkpoint)
     clips = sorted(p for p in (DATA / "videos").iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
     analyses = {p.name: analyze(p) for p in clips}
     songs = real_songs(20 if args.quick else None)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from vbgm.cli import main
 from vbgm.dataset import Dataset, prepare, song_key
 from vbgm.midi import SkipSong, read_midi
 from vbgm.model import CMT, CONFIGS, CMTConfig, load_checkpoint, save_checkpoint
@@ -141,7 +142,7 @@ def test_split_losses_cover_every_token_once(dataset_dir):
     assert 0 < losses["mean"] < 10
 
 
-def test_keyed_training_with_a_time_budget(dataset_dir, tmp_path):
+def test_keyed_training_with_a_time_budget(dataset_dir, tmp_path, capsys):
     """A keyed run fits its schedule to --minutes, stores the regime, and exports a model
     whose key slot has 25 classes; it then follows a requested key token in generation."""
     ds = Dataset.load(dataset_dir)
@@ -156,6 +157,12 @@ def test_keyed_training_with_a_time_budget(dataset_dir, tmp_path):
     controls = Controls(n_sixteenths=64, bar_density=[9] * 4, beats=np.zeros((0, 2), int))
     (g,) = generate(model, controls, Request(key=harmony.parse_key("E")), seed=0)
     assert len(g.song.notes)
+    # `vbgm evaluate loss` reports the seven fields and their mean for each model.
+    assert main(["evaluate", "loss", str(dataset_dir), str(tmp_path / "run" / "model.pt"),
+                 "--seq-len", "64", "--csv", str(tmp_path / "loss.csv")]) == 0
+    row = (tmp_path / "loss.csv").read_text().splitlines()
+    assert row[0].split(",")[:3] == ["model", "keys", "barbeat"] and "augment" in row[1]
+    assert "| mean |" in capsys.readouterr().out
 
 
 def test_a_keyed_run_starts_from_an_unkeyed_model(tmp_path):
@@ -191,3 +198,16 @@ def test_pitched_notes_of_a_song_keep_their_place(real_song):
     assert np.array_equal(np.delete(moved.notes, PITCH, axis=1),
                           np.delete(real_song.notes, PITCH, axis=1))
     assert np.array_equal(moved.notes[~pitched], real_song.notes[~pitched])
+
+
+def test_auto_key_gives_a_calm_dark_clip_minor_and_a_bright_lively_one_major(video_root):
+    """`--key auto` on two real clips: vtest.avi (a still surveillance camera, people walking;
+    brightness 0.47, median density class 6) and cup.mp4 (bright, 0.67, hand-held, class 11.5)."""
+    from vbgm.controls import auto_key
+    from vbgm.video import analyze
+
+    modes = {}
+    for name in ("vtest.avi", "cup.mp4"):
+        a = analyze(video_root / name)
+        modes[name] = harmony.is_minor(auto_key(a.brightness, [b.density for b in a.bars], 0))
+    assert modes == {"vtest.avi": True, "cup.mp4": False}

@@ -197,25 +197,43 @@ def test_replayed_and_groove_bars_repeat_what_the_model_played(model) -> None:
 
 
 def test_chord_pull_lowers_dissonance_where_the_model_decides(model) -> None:
-    """Free composition (C = 0): the pitches are the model's; the chord pull re-weights them."""
+    """Free composition (C = 0): the pitches are the model's; the chord pull re-weights them.
+    The shipped model is already consonant by itself (4.4 % dissonant pairs here; real songs
+    5-9 %), so the pull has little room: it must still lower the rate by a clear margin."""
     ctl = Controls(n_sixteenths=16 * 16)
     rates = {}
     for name, r in {"pull": Rules(chord=3.0), "none": Rules()}.items():
         rates[name] = np.mean([
             dissonance_rate(generate(model, ctl, Request(), SamplingConfig(control=0.0, rules=r),
                                      seed=s)[0].song) for s in range(8)])
-    assert rates["pull"] < 0.8 * rates["none"], rates
+    assert rates["pull"] < 0.95 * rates["none"], rates
 
 
 def test_a_requested_key_holds_the_music_in_its_scale(model) -> None:
-    """The model knows no keys: the sampler's pull keeps the pitches in the requested scale and
-    opens each phrase on its tonic (measured: every pitched note in the scale)."""
+    """With the sampler's pulls (the key's profile, the phrase chords) the pitches stay in the
+    requested scale (measured: every pitched note in it)."""
     ctl = Controls(n_sixteenths=8 * 16, bar_density=np.full(8, 10))
     for key in (harmony.parse_key("D minor"), harmony.parse_key("Bb")):
         (g,) = generate(model, ctl, Request(key=key), SamplingConfig(control=0.7), seed=1)
         pitched = g.song.notes[g.song.notes[:, INSTRUMENT] != DRUMS]
         assert g.key == key
         assert harmony.scale_mask(key)[pitched[:, PITCH] % 12].mean() >= 0.95
+
+
+def test_the_model_alone_follows_the_key_token(model) -> None:
+    """The pulls off: only the key token in the model's initial rows carries the request. The
+    music must sit in the requested scale, and not merely in the model's favourite one."""
+    ctl = Controls(n_sixteenths=8 * 16, bar_density=np.full(8, 10))
+    alone = SamplingConfig(control=0.7, rules=Rules(key_pull=0.0, key_chord_pull=0.0))
+    keys = (harmony.parse_key("D minor"), harmony.parse_key("Ab"))
+    share = np.zeros((2, 2))  # [requested, scale measured]
+    for i, key in enumerate(keys):
+        for seed in (1, 2):
+            (g,) = generate(model, ctl, Request(key=key), alone, seed=seed)
+            pcs = g.song.notes[g.song.notes[:, INSTRUMENT] != DRUMS][:, PITCH] % 12
+            share[i] += [harmony.scale_mask(k)[pcs].mean() / 2 for k in keys]
+    assert share[0, 0] >= 0.85 and share[1, 1] >= 0.85, share
+    assert share[0, 0] > share[0, 1] + 0.2 and share[1, 1] > share[1, 0] + 0.2, share
 
 
 def test_auto_key_follows_the_picture_and_the_seed() -> None:

@@ -24,6 +24,8 @@ import av
 import numpy as np
 
 from vbgm.atomic import atomic_path
+from vbgm.duck import DuckConfig
+from vbgm.duck import duck as duck_music
 from vbgm.errors import VbgmError, WriteError, reason
 from vbgm.formats import CONTAINERS
 from vbgm.render import BLOCK, AudioFile, db_to_gain, fade, limit_blocks, limit_peaks
@@ -73,6 +75,7 @@ class MuxResult:
     duration_s: float
     audio_samples: int
     kept_original_audio: bool
+    ducking: tuple[np.ndarray, np.ndarray] | None = None  # (times s, music gain dB) when ducked
 
 
 @dataclass
@@ -198,7 +201,8 @@ def _open_video_stream(out: av.container.OutputContainer, src: av.VideoStream, c
 def mux(video_in: str | os.PathLike[str], audio: np.ndarray | AudioFile, sample_rate: int,
         out_path: str | os.PathLike[str], keep_audio: bool = False,
         music_gain_db: float | None = None, original_gain_db: float | None = None,
-        config: MuxConfig | None = None, warn: Callable[[str], None] = _warn) -> MuxResult:
+        config: MuxConfig | None = None, warn: Callable[[str], None] = _warn,
+        duck: DuckConfig | None = None) -> MuxResult:
     """Write `out_path`: the video of `video_in` with `audio` ((n, 2) or (n,) float, at
     `sample_rate`) as its sound track, trimmed or padded to the video's duration. An
     `AudioFile` is read, limited and encoded block by block (memory flat in the length) unless
@@ -209,6 +213,9 @@ def mux(video_in: str | os.PathLike[str], audio: np.ndarray | AudioFile, sample_
     container (.mp4, .m4v, .mov, .mkv). Never overwrites the input; on failure an existing
     output is left untouched. When the original sound cannot be decoded, `warn` gets one line
     and the music is muxed alone.
+
+    duck (with keep_audio): lower the music where the original sound is loud (`vbgm.duck`); the
+    curve applied comes back in `MuxResult.ducking`.
     """
     cfg = config or MuxConfig()
     music_gain_db = cfg.music_gain_db if music_gain_db is None else music_gain_db
@@ -244,7 +251,7 @@ def mux(video_in: str | os.PathLike[str], audio: np.ndarray | AudioFile, sample_
             timing, original, original_start = _scan_file(src_path, False, sample_rate)
         with av.open(str(src_path)) as src:
             return _write(src, music, original, original_start, timing, sample_rate, out_path, fmt,
-                          db_to_gain(original_gain_db), cfg)
+                          db_to_gain(original_gain_db), cfg, duck if keep_audio else None)
     except VbgmError:
         raise
     except (av.error.FFmpegError, OSError, ValueError) as exc:
@@ -290,32 +297,41 @@ def _block_frames(music: _Scaled, n: int, sample_rate: int, pts0: int, ceiling_d
 
 def _track(music: np.ndarray, original: np.ndarray | None, original_start: float,
            timing: _VideoTiming, n: int, sample_rate: int, original_gain: float,
-           cfg: MuxConfig) -> np.ndarray:
-    """The whole sound track in memory: music (plus the original sound), fitted and limited."""
+           cfg: MuxConfig, duck: DuckConfig | None = None
+           ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+    """The whole sound track in memory: music (ducked under the original sound when `duck`,
+    plus the original sound), fitted and limited; and the ducking curve (None: not ducked)."""
     track = fit_to_length(music, n, sample_rate)
+    curve = None
     if original is not None:
         offset = round((original_start - timing.start_s) * sample_rate)
         original = original[-offset:] if offset < 0 else np.concatenate(
             [np.zeros((offset, 2), np.float32), original])
-        track = track + fit_to_length(original, n, sample_rate) * np.float32(original_gain)
-    return limit_peaks(track, sample_rate, cfg.ceiling_db)
+        original = fit_to_length(original, n, sample_rate)
+        if duck is not None:
+            track, curve = duck_music(track, original, sample_rate, duck)
+        track = track + original * np.float32(original_gain)
+    return limit_peaks(track, sample_rate, cfg.ceiling_db), curve
 
 
 def _write(src: av.container.InputContainer, music: np.ndarray | _Scaled,
            original: np.ndarray | None,
            original_start: float, timing: _VideoTiming, sample_rate: int, out_path: Path,
-           fmt: str, original_gain: float, cfg: MuxConfig) -> MuxResult:
+           fmt: str, original_gain: float, cfg: MuxConfig,
+           duck: DuckConfig | None = None) -> MuxResult:
     vin = src.streams.video[0]
     copy = timing.codec in COPYABLE[fmt] and not cfg.reencode
 
     # The sound track: music (plus the original sound) over the video's exact span.
     n = round(timing.duration_s * sample_rate)
     t0 = timing.start_s if copy else 0.0  # copied packets keep their timestamps
+    curve = None
     if isinstance(music, _Scaled):
         frames = _block_frames(music, n, sample_rate, round(t0 * sample_rate), cfg.ceiling_db)
     else:
-        frames = _audio_frames(_track(music, original, original_start, timing, n, sample_rate,
-                                      original_gain, cfg), sample_rate, round(t0 * sample_rate))
+        track, curve = _track(music, original, original_start, timing, n, sample_rate,
+                              original_gain, cfg, duck)
+        frames = _audio_frames(track, sample_rate, round(t0 * sample_rate))
     with atomic_path(out_path) as tmp, av.open(str(tmp), "w", format=fmt) as out:
         vout = _open_video_stream(out, vin, copy, cfg)
         aout = out.add_stream("aac", rate=sample_rate, layout="stereo")
@@ -360,4 +376,4 @@ def _write(src: av.container.InputContainer, music: np.ndarray | _Scaled,
             out.mux(vout.encode(None))
         audio_until(None)
     return MuxResult(video_copied=copy, video_codec=timing.codec, duration_s=timing.duration_s,
-                     audio_samples=n, kept_original_audio=original is not None)
+                     audio_samples=n, kept_original_audio=original is not None, ducking=curve)

@@ -22,6 +22,7 @@ from vbgm import corpus_stats
 from vbgm.controls import auto_key as choose_key
 from vbgm.controls import describe_mode
 from vbgm.corpus_stats import CorpusStats
+from vbgm.duck import DuckConfig
 from vbgm.errors import VbgmError
 from vbgm.harmony import key_name
 from vbgm.model import CMT, load_checkpoint
@@ -111,6 +112,8 @@ class Music:
     tempo_bpm: float
     candidates: list[Generated]
     timings: dict[str, float] = field(default_factory=dict)
+    key: int | None = None  # the key of the MIDI's key signature (None: unknown)
+    loop: bool = False  # made loopable (`vbgm.loop`): render it with `loop_samples`
 
     @property
     def seconds(self) -> float:
@@ -120,10 +123,12 @@ class Music:
 def compose(model: CMT, controls: Controls, tempo_bpm: float, request: Request = Request(),
             config: SamplingConfig = SamplingConfig(), candidates: int = 1, seed: int = 0,
             fade: FadeConfig = FadeConfig(), progress: bool = False,
-            stats: CorpusStats | None = None) -> Music:
+            stats: CorpusStats | None = None, loop: bool = False) -> Music:
     """Generate music for controls at a tempo; keeps the candidate that fits them best.
 
     stats: the model's corpus statistics (`load_model_and_stats`; None = the shipped ones).
+    loop: make it loopable (`vbgm.loop.make_loop`: no fades, a V -> I cadence across the seam, in
+        the requested key, else in the key the key finder hears in the whole song).
     """
     t0 = time.perf_counter()
     try:
@@ -134,9 +139,14 @@ def compose(model: CMT, controls: Controls, tempo_bpm: float, request: Request =
             raise
         raise VbgmError("the model gave invalid probabilities (NaN or infinite): its "
                         "checkpoint is probably damaged") from exc
-    song = fade_velocities(gens[0].song, fade)
+    if loop:
+        from vbgm.loop import make_loop
+
+        song, key = make_loop(gens[0].song, request.key)  # free: the key finder's, whole song
+    else:
+        song, key = fade_velocities(gens[0].song, fade), gens[0].key
     return Music(song=song, tempo_bpm=tempo_bpm, candidates=gens,
-                 timings={"generate": time.perf_counter() - t0})
+                 timings={"generate": time.perf_counter() - t0}, key=key, loop=loop)
 
 
 def free_controls(seconds: float, tempo_bpm: float) -> Controls:
@@ -185,11 +195,32 @@ def check_outputs(inputs: list[Path], outputs: list[Outputs], force: bool) -> No
                   force)
 
 
+def midi_bytes(score, start: tuple[float, float] | None = None) -> bytes:
+    """The standard MIDI file of a symusic score, with the video's start offset (seconds, SMPTE
+    rate; `vbgm.timecode`) when there is a video. Bytes, written by the caller: symusic's
+    dump_midi ignores a full disk."""
+    from vbgm.timecode import with_smpte_offset
+
+    data = score.dumps_midi()
+    return data if start is None else with_smpte_offset(data, *start)
+
+
+def loop_length(music: Music, sample_rate: int = 44100) -> int | None:
+    """Samples of one pass of `music` when it is a loop, else None."""
+    from vbgm.loop import loop_samples
+
+    return loop_samples(music.song.n_sixteenths, music.tempo_bpm, sample_rate) \
+        if music.loop else None
+
+
 def render_outputs(tx, score, scratch: Path, backend: str = "auto",
-                   stems: Path | None = None):
+                   stems: Path | None = None, start: tuple[float, float] | None = None,
+                   loop: int | None = None):
     """Render `score` into `scratch` (a raw float file; the caller owns the folder) and, with a
     `stems` folder, add to the transaction `tx` one WAV (the mix's gain and limiter applied, so
-    the stems sum to the mix) and one MIDI per track, written now.
+    the stems sum to the mix) and one MIDI per track (with the video's `start`), written now.
+    loop: the loop's length in samples (`vbgm.loop.loop_samples`): the mix and stems come out
+    that long, their release tails folded onto the start (`vbgm.loop.seamless`).
 
     Returns (the mix's AudioFile, [{"instrument", "wav", "midi"}] of the stems written)."""
     from vbgm.midi import track_score
@@ -199,13 +230,17 @@ def render_outputs(tx, score, scratch: Path, backend: str = "auto",
     mix, parts = render_with_stems(score, scratch / "music.f32",
                                    [scratch / f"stem{i}.f32" for i in range(len(names))],
                                    44100, backend=backend)
+    if loop is not None:
+        from vbgm.loop import seamless
+
+        mix, parts = seamless(mix.to_array(), [p.to_array() for p in parts], loop, 44100)
     files = stem_files(stems, names) if names else []
     tx.add(files)
     listing: list[dict[str, str]] = []
     for i, (name, part) in enumerate(zip(names, parts)):
         wav, mid = files[2 * i], files[2 * i + 1]
         write_wav(tx.path(wav), part, 44100)
-        tx.path(mid).write_bytes(track_score(score, i).dumps_midi())
+        tx.path(mid).write_bytes(midi_bytes(track_score(score, i), start))
         listing.append({"instrument": name.lower(), "wav": str(wav), "midi": str(mid)})
     return mix, listing
 
@@ -215,13 +250,17 @@ def score_video(video: Path, out: Outputs, model: CMT, request: Request = Reques
                 candidates: int = 1, seed: int = 0, keep_audio: bool = False,
                 backend: str = "auto", progress: bool = False, log=print,
                 stats: CorpusStats | None = None, force: bool = True, warn=None,
-                auto_key: bool = False) -> Music:
+                auto_key: bool = False, duck: DuckConfig | None = None,
+                loop: bool = False) -> Music:
     """Analyse `video`, compose music for it, write MIDI / WAV / plot / JSON and the muxed video.
 
     stats: the model's corpus statistics (`load_model_and_stats`; None = the shipped ones).
     force: replace existing outputs (else VbgmError "already exists", checked again at write time).
     warn: where one-line warnings go (None: stderr).
     auto_key: when the request names no key, pick one from the video (`controls.auto_key`).
+    duck: with keep_audio, lower the music under the video's loud sound (`vbgm.duck`); the
+        curve is drawn on the plot and summarised in the analysis JSON.
+    loop: loopable music spanning the video (`vbgm.loop`); the WAV is the seamless loop.
 
     The outputs are one transaction (`vbgm.transaction`): the destination is checked (writable,
     room) before the analysis, and the files appear together only when all were written; any
@@ -230,6 +269,7 @@ def score_video(video: Path, out: Outputs, model: CMT, request: Request = Reques
     from vbgm.midi import song_to_score
     from vbgm.mux import mux
     from vbgm.render import write_wav
+    from vbgm.timecode import video_start
     from vbgm.transaction import Transaction, room_for
     from vbgm.video import analyze
 
@@ -248,10 +288,10 @@ def score_video(video: Path, out: Outputs, model: CMT, request: Request = Reques
             request = replace(request, key=choose_key(analysis.brightness, dens, seed))
             log(f"  key {key_name(request.key)}: {describe_mode(analysis.brightness, dens)}")
         music = compose(model, controls, analysis.tempo_bpm, request, config, candidates, seed,
-                        progress=progress, stats=stats)
+                        progress=progress, stats=stats, loop=loop)
         timings.update(music.timings)
         best = music.candidates[0]
-        key = "" if best.key is None else f" in {key_name(best.key)}"
+        key = "" if music.key is None else f" in {key_name(music.key)}"
         log(f"  generated: {len(best.tokens)} tokens, {len(music.song.notes)} notes{key}, "
             f"{len(best.sections)} section(s) from bar"
             + ("s " if len(best.sections) > 1 else " ") + ", ".join(map(str, best.sections))
@@ -259,28 +299,40 @@ def score_video(video: Path, out: Outputs, model: CMT, request: Request = Reques
                + ")" if candidates > 1 else "") + f" [{timings['generate']:.1f} s]")
         log(f"  {describe_fit(music.song, controls)}")
         t = time.perf_counter()
-        score = song_to_score(music.song, analysis.tempo_bpm, key=best.key, cuts=controls.cuts,
+        score = song_to_score(music.song, analysis.tempo_bpm, key=music.key, cuts=controls.cuts,
                               sections=best.sections)
-        if out.midi:  # bytes written here: symusic's dump_midi ignores a full disk
-            tx.path(out.midi).write_bytes(score.dumps_midi())
+        start = video_start(video)  # where bar 1 sits on the video's timecode
+        if out.midi:
+            tx.path(out.midi).write_bytes(midi_bytes(score, start))
         with tempfile.TemporaryDirectory(prefix="vbgm-audio-") as scratch:  # blocks: flat memory
-            audio, stems = render_outputs(tx, score, Path(scratch), backend, out.stems)
+            audio, stems = render_outputs(tx, score, Path(scratch), backend, out.stems, start,
+                                          loop=loop_length(music))
             timings["render"] = time.perf_counter() - t
             if out.wav:
                 write_wav(tx.path(out.wav), audio, 44100)
             t = time.perf_counter()
-            mux(video, audio, 44100, tx.path(out.video), keep_audio=keep_audio,
-                **({"warn": warn} if warn else {}))
+            muxed = mux(video, audio, 44100, tx.path(out.video), keep_audio=keep_audio,
+                        duck=duck, **({"warn": warn} if warn else {}))
             timings["mux"] = time.perf_counter() - t
         log(f"  rendered + muxed [{timings['render']:.1f} s + {timings['mux']:.1f} s]")
+        ducking = muxed.ducking
+        if duck is not None and keep_audio and ducking is None:
+            log("  not ducked: the video has no sound of its own to duck under")
+        if ducking is not None:
+            down = float(np.mean(ducking[1] <= -duck.amount_db + 1e-6)) * muxed.duration_s
+            log(f"  ducked the music by {duck.amount_db:g} dB for {down:.1f} s of loud original "
+                f"sound")
         if out.analysis:
             doc = analysis.to_dict() | ({"stems": stems} if stems else {})
+            if ducking is not None:
+                doc["ducking"] = {"amount_db": duck.amount_db, "hop_s": duck.hop_s,
+                                  "gain_db": [round(float(g), 2) for g in ducking[1]]}
             tx.path(out.analysis).write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
         if out.plot:
             from vbgm.plot import plot_analysis
 
             plot_analysis(analysis, tx.path(out.plot), notes=music.song.notes,
-                          sections=best.sections)
+                          sections=best.sections, ducking=ducking)
         tx.commit()
     music.timings = timings
     return music

@@ -6,7 +6,8 @@ Panels share one time axis (seconds, with bar boundaries shaded alternately):
    density it realised (onset slots + 1);
 3. the impact envelope with the visual beats (coloured by strength class; hollow when the music
    has no onset on it) and cuts;
-4. optionally, the generated notes as a piano roll on the same time axis.
+4. optionally, the generated notes as a piano roll on the same time axis;
+5. optionally, the music's ducking gain under the video's own sound (`vbgm.duck`).
 With the music, its section boundaries are drawn on every panel (green).
 """
 
@@ -25,9 +26,11 @@ _INSTRUMENT_NAMES = ("drums", "piano", "guitar", "bass", "strings")
 
 
 def plot_analysis(analysis: VideoAnalysis, path: str | os.PathLike[str],
-                  notes: np.ndarray | None = None, sections: list[int] | None = None) -> None:
-    """Draw `analysis` (and, if given, a (N, 5) note array as in `vbgm.song` and the first bar
-    of each of the music's sections) to an image file.
+                  notes: np.ndarray | None = None, sections: list[int] | None = None,
+                  ducking: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+    """Draw `analysis` (and, if given, a (N, 5) note array as in `vbgm.song`, the first bar
+    of each of the music's sections, and the ducking curve: times in s, music gain in dB) to an
+    image file.
 
     The format follows the suffix of `path` (PNG, SVG, PDF); the file is written atomically.
     """
@@ -40,7 +43,8 @@ def plot_analysis(analysis: VideoAnalysis, path: str | os.PathLike[str],
     a = analysis
     bar_s = 240.0 / a.tempo_bpm
     end = max(a.duration_s, len(a.bars) * bar_s)
-    heights = [2.2, 1.3, 2.0] + ([2.2] if notes is not None else [])
+    heights = [2.2, 1.3, 2.0] + ([2.2] if notes is not None else []) + \
+        ([1.1] if ducking is not None else [])
     fig, axes = plt.subplots(len(heights), 1, sharex=True, figsize=(13, 1.7 * sum(heights) / 1.4),
                              gridspec_kw={"height_ratios": heights, "hspace": 0.12})
     ax_flow, ax_dens, ax_env = axes[:3]
@@ -133,6 +137,15 @@ def plot_analysis(analysis: VideoAnalysis, path: str | os.PathLike[str],
         ax_roll.set_ylabel("pitch")
         if len(notes):
             ax_roll.legend(loc="upper right", fontsize=8, frameon=False, ncol=5)
+
+    # 5. Optional ducking curve: the music's gain under the video's own loud sound.
+    if ducking is not None:
+        ax_duck = axes[-1]
+        times, gain_db = ducking
+        ax_duck.fill_between(times, gain_db, 0, color="#c6dbef", lw=0)
+        ax_duck.plot(times, gain_db, color="#08519c", lw=1.0)
+        ax_duck.set_ylim(min(float(np.min(gain_db, initial=0)), -1.0) * 1.15, 1.0)
+        ax_duck.set_ylabel("music gain\n(dB, ducked)")
     axes[-1].set_xlabel("time (s)")
 
     # Bar numbers along the top.

@@ -51,10 +51,10 @@ KICKS, CRASHES = (36, 35), (49, 57)  # General MIDI keys, the preferred one firs
 # Pitches a key is inferred from before the harmony rule starts (when no key is requested).
 KEY_AFTER_NOTES = 6
 # Default pull towards a requested key: the scale of its Krumhansl-Kessler profile's log
-# (`harmony.profile_logits`; 2.5: tonic +1.5 logits, tones outside the key about -1), and of the
+# (`harmony.profile_logits`; 3: tonic +1.8 logits, tones outside the key about -1.2), and of the
 # chords of its phrase progression. Measured with benchmarks/bench_keys.py: a keyed model learns
 # the scale from its key token, but the tonic must also be heard for the key to be named.
-REQUESTED_KEY_PULL = 2.5
+REQUESTED_KEY_PULL = 3.0
 REQUESTED_KEY_CHORD_PULL = 1.0
 
 

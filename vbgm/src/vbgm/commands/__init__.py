@@ -8,18 +8,8 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-_NAMES = ("prepare", "train", "analyze", "generate", "compose", "evaluate", "demo")
+_NAMES = ("prepare", "train", "analyze", "generate", "compose", "evaluate", "demo", "serve",
+          "study", "check_originality")
 
 
-def _load() -> list[ModuleType]:
-    modules = []
-    for name in _NAMES:
-        try:
-            modules.append(importlib.import_module(f"vbgm.commands.{name}"))
-        except ModuleNotFoundError as exc:  # a subcommand not written yet
-            if exc.name != f"vbgm.commands.{name}":
-                raise
-    return modules
-
-
-MODULES = _load()
+MODULES: list[ModuleType] = [importlib.import_module(f"vbgm.commands.{name}") for name in _NAMES]

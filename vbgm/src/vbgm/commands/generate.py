@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from vbgm.formats import OUTPUT_VIDEO_SUFFIXES
 
 if TYPE_CHECKING:
+    from vbgm.duck import DuckConfig
     from vbgm.pipeline import Outputs
     from vbgm.sampling import Request
 
@@ -31,6 +32,37 @@ def add_sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--synth", default="auto", choices=("auto", "fluidsynth", "symusic"),
                    help="audio renderer")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def add_originality_arg(p: argparse.ArgumentParser) -> None:
+    """--check-originality, of `generate` and `compose`."""
+    p.add_argument("--check-originality", type=Path, metavar="DATASET_DIR",
+                   help="compare the music with the training songs of this prepared dataset "
+                        "(see `vbgm check-originality`); warns when a passage is copied")
+
+
+def originality_index(args: argparse.Namespace):
+    """The originality index of --check-originality's dataset (built once), or None."""
+    if args.check_originality is None:
+        return None
+    from vbgm.originality import load_or_build
+
+    return load_or_build(args.check_originality, log=print)
+
+
+def report_originality(index, music, indent: str = "  ") -> None:
+    """Print the originality check of generated `music` (a pipeline.Music) against `index`
+    (None: not asked); a copied passage also warns on stderr."""
+    if index is None:
+        return
+    from vbgm.originality import check
+
+    report = check(music.song, index, music.tempo_bpm, top=3)
+    for line in report.lines():
+        print(indent + line)
+    if report.flagged:
+        print(f"vbgm: warning: the music copies {report.longest_bars} bars of a training song "
+              f"({report.closest[0].source}); try another --seed", file=sys.stderr)
 
 
 def parse_request(args: argparse.Namespace) -> Request:
@@ -68,8 +100,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--tempo", type=float, metavar="BPM", help="tempo instead of the estimate")
     p.add_argument("--keep-audio", action="store_true",
                    help="mix the video's own sound under the music")
+    p.add_argument("--duck", type=float, nargs="?", const=12.0, metavar="DB",
+                   help="with --keep-audio: lower the music by DB (default 12) where the "
+                        "video's own sound is loud (speech), with attack and release")
+    p.add_argument("--loop", action="store_true",
+                   help="loopable music spanning the video: the last bar leads back into the "
+                        "first, and the --wav plays seamlessly when repeated")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     add_sampling_args(p)
+    add_originality_arg(p)
     p.set_defaults(func=run)
 
 
@@ -110,6 +149,22 @@ def plan_outputs(args: argparse.Namespace, videos: list[Path]) -> list[Outputs]:
                     stems=args.stems / v.stem if args.stems else None) for v in videos]
 
 
+def duck_config(args: argparse.Namespace) -> DuckConfig | None:
+    """The DuckConfig of --duck (None without it); it needs --keep-audio and a positive dB."""
+    import math
+
+    from vbgm.duck import DuckConfig
+    from vbgm.errors import VbgmError
+
+    if args.duck is None:
+        return None
+    if not args.keep_audio:
+        raise VbgmError("--duck lowers the music under the video's own sound: add --keep-audio")
+    if not (math.isfinite(args.duck) and 0 < args.duck <= 60):
+        raise VbgmError(f"--duck {args.duck:g}: give the amount in dB, between 0 and 60")
+    return DuckConfig(amount_db=args.duck)
+
+
 def run(args: argparse.Namespace) -> int:
     """Check every request and the destination first (nothing written on a bad one), then score
     each video as one transaction; a failed video is reported and the batch goes on."""
@@ -124,11 +179,13 @@ def run(args: argparse.Namespace) -> int:
         raise VbgmError(f"--tempo {args.tempo:g} is out of range (20..300 bpm)")
     if args.candidates < 1:
         raise VbgmError(f"--candidates must be at least 1, got {args.candidates}")
+    duck = duck_config(args)
     videos = input_videos(args.videos)
     outputs = plan_outputs(args, videos)
     check_outputs(videos, outputs, args.force)
     check_destinations([p for out in outputs for p in out.paths()],
                        max(room_for([v]) for v in videos))
+    index = originality_index(args)
     model, stats = load_model_and_stats(args.checkpoint)
     failed = 0
     for i, (video, out) in enumerate(zip(videos, outputs), 1):
@@ -138,13 +195,15 @@ def run(args: argparse.Namespace) -> int:
                                 candidates=args.candidates, seed=args.seed,
                                 keep_audio=args.keep_audio, backend=args.synth,
                                 progress=not args.quiet, stats=stats, force=args.force,
-                                auto_key=args.key.strip().lower() == "auto")
+                                auto_key=args.key.strip().lower() == "auto", duck=duck,
+                                loop=args.loop)
         except VbgmError as exc:
             if len(videos) == 1:
                 raise
             print(f"vbgm: error: {exc}", file=sys.stderr)
             failed += 1
             continue
+        report_originality(index, music)
         total = sum(music.timings.values())
         print(f"  wrote {', '.join(str(p) for p in out.paths())} "
               f"({music.seconds:.1f} s of music in {total:.1f} s)")
