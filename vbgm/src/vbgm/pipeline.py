@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -28,6 +29,9 @@ from vbgm.harmony import key_name
 from vbgm.model import CMT, load_checkpoint
 from vbgm.sampling import Controls, Generated, Request, SamplingConfig, describe_fit, generate
 from vbgm.song import ONSET, VELOCITY, Song
+
+if TYPE_CHECKING:  # the video stack is imported only when a video is analysed
+    from vbgm.video import VideoAnalysis
 
 DEFAULT_CHECKPOINT = "default.pt"  # inside the package's assets/
 
@@ -251,7 +255,7 @@ def score_video(video: Path, out: Outputs, model: CMT, request: Request = Reques
                 backend: str = "auto", progress: bool = False, log=print,
                 stats: CorpusStats | None = None, force: bool = True, warn=None,
                 auto_key: bool = False, duck: DuckConfig | None = None,
-                loop: bool = False) -> Music:
+                loop: bool = False, analysis: VideoAnalysis | None = None) -> Music:
     """Analyse `video`, compose music for it, write MIDI / WAV / plot / JSON and the muxed video.
 
     stats: the model's corpus statistics (`load_model_and_stats`; None = the shipped ones).
@@ -261,6 +265,8 @@ def score_video(video: Path, out: Outputs, model: CMT, request: Request = Reques
     duck: with keep_audio, lower the music under the video's loud sound (`vbgm.duck`); the
         curve is drawn on the plot and summarised in the analysis JSON.
     loop: loopable music spanning the video (`vbgm.loop`); the WAV is the seamless loop.
+    analysis: this video's analysis from an earlier run (new music for the same video, e.g. with
+        another seed, without analysing it again); `tempo` is then the analysis's.
 
     The outputs are one transaction (`vbgm.transaction`): the destination is checked (writable,
     room) before the analysis, and the files appear together only when all were written; any
@@ -277,7 +283,8 @@ def score_video(video: Path, out: Outputs, model: CMT, request: Request = Reques
     timings: dict[str, float] = {}
     with Transaction(out.paths(), force=force, need_bytes=room_for([video])) as tx:
         t = time.perf_counter()
-        analysis = analyze(video, tempo=tempo, progress=progress)
+        if analysis is None:
+            analysis = analyze(video, tempo=tempo, progress=progress)
         timings["analyze"] = time.perf_counter() - t
         log(f"  analysed: {analysis.duration_s:.1f} s at {analysis.tempo_bpm:g} bpm, "
             f"{len(analysis.bars)} bars, {len(analysis.beats)} visual beats "

@@ -32,7 +32,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -267,6 +267,7 @@ def _stage_log(report: Report, cancel: threading.Event, stages: list[tuple[str, 
 
 VIDEO_STAGES = [("analysed", 0.3, "2/4 compose"), ("generated", 0.6, "3/4 render + mux"),
                 ("rendered", 0.9, "4/4 plot")]
+RESEED_STAGES = [("generated", 0.5, "2/3 render + mux"), ("rendered", 0.9, "3/3 plot")]
 
 
 def _outputs(folder: Path, stems: bool = False):
@@ -309,20 +310,10 @@ def generate_job(engine: Engine, source: Path, name: str, options: dict[str, Any
 
 def reseed_job(engine: Engine, earlier: Path, options: dict[str, Any], report: Report,
                cancel: threading.Event) -> tuple[Path, str]:
-    """New music for an earlier job's video with its stored analysis (no new analysis): the
-    stages after `vbgm.video.analyze` in `vbgm.pipeline.score_video`, into a new job folder."""
-    import json
-    import tempfile as tf
-
+    """New music for an earlier job's video with its stored analysis (no new analysis), into a
+    new job folder: `vbgm.pipeline.score_video` given that analysis."""
     from vbgm.api import parse_options
-    from vbgm.controls import auto_key as choose_key
-    from vbgm.midi import song_to_score
-    from vbgm.mux import mux
-    from vbgm.pipeline import compose, render_outputs
-    from vbgm.plot import plot_analysis
-    from vbgm.render import write_wav
-    from vbgm.sampling import Controls
-    from vbgm.transaction import Transaction, room_for
+    from vbgm.pipeline import score_video
     from vbgm.video import VideoAnalysis
 
     request, config, auto_key = parse_options(
@@ -333,41 +324,19 @@ def reseed_job(engine: Engine, earlier: Path, options: dict[str, Any], report: R
     except FileNotFoundError as exc:  # swept just now
         raise VbgmError("the earlier result has expired: generate again") from exc
     folder = engine.new_job()
-    log = _stage_log(report, cancel,
-                     [("generated", 0.5, "2/3 render + mux"), ("rendered", 0.9, "3/3 plot")])
     try:
         video = folder / "input"
         try:
             os.link(earlier / "input", video)
         except FileNotFoundError as exc:  # swept just now
             raise VbgmError("the earlier result has expired: generate again") from exc
-        out = _outputs(folder, options["stems"])
         warnings: list[str] = []
         report(0.05, "1/3 compose")
-        controls = Controls.from_analysis(analysis)
-        if auto_key and request.key is None:
-            request = replace(request, key=choose_key(
-                analysis.brightness, [b.density for b in analysis.bars], options["seed"]))
-        with Transaction(out.paths(), force=True, need_bytes=room_for([video])) as tx:
-            music = compose(engine.model, controls, analysis.tempo_bpm, request, config,
-                            options["candidates"], options["seed"], stats=engine.stats)
-            log("generated")
-            best = music.candidates[0]
-            score = song_to_score(music.song, analysis.tempo_bpm, key=best.key,
-                                  cuts=controls.cuts, sections=best.sections)
-            tx.path(out.midi).write_bytes(score.dumps_midi())
-            with tf.TemporaryDirectory(prefix="vbgm-audio-") as scratch:
-                audio, stems = render_outputs(tx, score, Path(scratch), engine.backend,
-                                              out.stems)
-                write_wav(tx.path(out.wav), audio, SAMPLE_RATE)
-                mux(video, audio, SAMPLE_RATE, tx.path(out.video),
-                    keep_audio=options["keep_audio"], warn=warnings.append)
-            log("rendered")
-            doc = analysis.to_dict() | ({"stems": stems} if stems else {})
-            tx.path(out.analysis).write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
-            plot_analysis(analysis, tx.path(out.plot), notes=music.song.notes,
-                          sections=best.sections)
-            tx.commit()
+        music = score_video(video, _outputs(folder, options["stems"]), engine.model, request,
+                            config, candidates=options["candidates"], seed=options["seed"],
+                            keep_audio=options["keep_audio"], backend=engine.backend,
+                            log=_stage_log(report, cancel, RESEED_STAGES), stats=engine.stats,
+                            warn=warnings.append, auto_key=auto_key, analysis=analysis)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
