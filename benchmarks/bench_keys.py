@@ -10,7 +10,8 @@ notes, other tonic), and the share of pitched notes inside the requested scale; 
 the sampler's default pulls towards the requested key (its profile and its phrase chords), and
 with both off (`Rules(key_pull=0, key_chord_pull=0)`), where only the model keeps the key.
 
-    python benchmarks/bench_keys.py [--checkpoint A.pt B.pt ...] [--clips 3]
+    python benchmarks/bench_keys.py [--checkpoint A.pt B.pt ...] [--clips 3] [--seeds 1]
+                                    [--key-pull 1.5 2 3]
 
 Writes benchmarks/results/keys.json.
 """
@@ -28,6 +29,7 @@ import numpy as np
 from vbgm.atomic import write_text_atomic
 from vbgm.dataset import song_key
 from vbgm.formats import VIDEO_SUFFIXES
+from vbgm.metrics import pitch_class_durations
 from vbgm.pipeline import default_checkpoint, load_model
 from vbgm.rules import Rules
 from vbgm.sampling import Controls, Request, SamplingConfig, generate
@@ -66,24 +68,33 @@ def in_scale_share(song, key: int) -> float:
     return float(harmony.scale_mask(key)[notes[:, PITCH] % 12].mean())
 
 
-def measure(model, analyses: list, config: SamplingConfig) -> dict[str, float]:
-    exact, close, scale = [], [], []
+def measure(model, analyses: list, config: SamplingConfig, seeds: int = 1) -> dict[str, float]:
+    exact, close, scale, classes = [], [], [], []
     for name in KEYS:
         key = harmony.parse_key(name)
         for i, a in enumerate(analyses):
-            (g,) = generate(model, Controls.from_analysis(a), Request(key=key), config, seed=i)
-            found = song_key(g.song)[0]
-            exact.append(found == key)
-            close.append(found in (key, relative(key)))
-            scale.append(in_scale_share(g.song, key))
+            for seed in range(i, i + seeds * len(analyses), len(analyses)):
+                (g,) = generate(model, Controls.from_analysis(a), Request(key=key), config,
+                                seed=seed)
+                found = song_key(g.song)[0]
+                exact.append(found == key)
+                close.append(found in (key, relative(key)))
+                scale.append(in_scale_share(g.song, key))
+                hist = pitch_class_durations(g.song)
+                classes.append(int((hist >= 0.05 * max(hist.sum(), 1e-9)).sum()))
     return {"exact": float(np.mean(exact)), "exact_or_relative": float(np.mean(close)),
-            "in_scale": float(np.nanmean(scale)), "songs": len(exact)}
+            "in_scale": float(np.nanmean(scale)), "pitch_classes": float(np.mean(classes)),
+            "songs": len(exact)}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", nargs="+", type=Path, help="models (default: shipped)")
     ap.add_argument("--clips", type=int, default=3)
+    ap.add_argument("--seeds", type=int, default=1, help="songs per key and clip (default 1)")
+    ap.add_argument("--key-pull", type=float, nargs="+",
+                    help="instead of the default and model-alone runs: these key pulls "
+                         "(Rules.key_pull), the chord pull at its default")
     args = ap.parse_args()
     t0 = time.perf_counter()
     clips = [p for p in (DATA / "videos").iterdir() if p.suffix.lower() in VIDEO_SUFFIXES]
@@ -96,13 +107,16 @@ def main() -> None:
     out = {}
     for path in args.checkpoint or [default_checkpoint()]:
         model = load_model(path)
-        alone = Rules(key_pull=0.0, key_chord_pull=0.0)
-        for label, rules in (("with pull", Rules()), ("model alone", alone)):
-            r = measure(model, analyses, replace(SamplingConfig(), rules=rules))
+        runs = {"with pull": Rules(), "model alone": Rules(key_pull=0.0, key_chord_pull=0.0)}
+        if args.key_pull:
+            runs = {f"key pull {k:g}": Rules(key_pull=k) for k in args.key_pull}
+        for label, rules in runs.items():
+            r = measure(model, analyses, replace(SamplingConfig(), rules=rules), args.seeds)
             out[f"{path} ({model.config.keys}), {label}"] = r
             print(f"{path} (keys={model.config.keys}) {label:12}: in key {r['exact']:.0%}, "
                   f"in key or relative {r['exact_or_relative']:.0%}, notes in scale "
-                  f"{r['in_scale']:.1%} ({r['songs']} songs) "
+                  f"{r['in_scale']:.1%}, pitch classes (≥ 5 % of the sound) "
+                  f"{r['pitch_classes']:.1f} ({r['songs']} songs) "
                   f"[{time.perf_counter() - t0:.0f} s]", flush=True)
     write_text_atomic(RESULTS, json.dumps({"name": "keys", "clips": [p.name for p in clips],
                                            "keys": KEYS, "runs": out}, indent=1) + "\n")
