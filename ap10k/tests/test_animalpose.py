@@ -33,7 +33,9 @@ def test_sample_round_trip_keeps_shared_keypoints(animalpose_sample: Path, tmp_p
                                                   ) -> None:
     src = CocoDataset.load(animalpose_sample / "test_animalpose.json")
     mid = ap.animalpose_to_ap10k(src)
-    assert [a.category_id for a in mid.annotations] == [24, 24]  # the sample labels both 'cat'
+    # the sample labels both animals category 1 'cat'; ho105.jpeg is a horse and stays one
+    assert [a.category_id for a in mid.annotations] == [24, 21]
+    assert {im.file_name for im in mid.images} == {"ca110.jpeg", "ho105.jpeg"}
     for a, b in zip(src.annotations, mid.annotations):
         assert b.keypoints.shape == (17, 3)
         assert b.keypoints[kp.INDEX["neck"]].tolist() == [0, 0, 0]
@@ -61,6 +63,22 @@ def test_ap10k_to_animalpose_drops_other_species(ap10k_sample: Path) -> None:
     assert dropped == 2 and out.annotations == [] and out.images == []
 
 
+def test_species_from_the_files_categories(animalpose_sample: Path) -> None:
+    """The official numbering (dog 1, cat 2, sheep 3, cow 4, horse 5) decides per instance, even
+    against the image name; a single-category file with unnamed images is refused."""
+    data = json.loads((animalpose_sample / "test_animalpose.json").read_text())
+    template = data["categories"][0]
+    data["categories"] = [dict(template, id=i, name=n) for n, i in ap.CATEGORY_IDS.items()]
+    data["annotations"][0]["category_id"] = 4  # cow, in ca110.jpeg
+    data["annotations"][1]["category_id"] = 5  # horse
+    out = ap.animalpose_to_ap10k(CocoDataset.from_dict(data, source="official.json"))
+    assert [a.category_id for a in out.annotations] == [5, 21]  # AP-10K cow, horse
+    single = json.loads((animalpose_sample / "test_animalpose.json").read_text())
+    single["images"][1]["file_name"] = "2008_000123.jpg"  # a VOC-part image: no species name
+    with pytest.raises(AP10KError, match="annotation 583: cannot tell its species"):
+        ap.animalpose_to_ap10k(CocoDataset.from_dict(single, source="voc.json"))
+
+
 def test_rejects_non_animalpose_input(ap10k_sample: Path) -> None:
     with pytest.raises(AP10KError, match="Animal-Pose's 20 keypoints"):
         ap.animalpose_to_ap10k(CocoDataset.load(ap10k_sample / "test_ap10k.json"))
@@ -72,6 +90,7 @@ def test_cli_convert(animalpose_sample: Path, tmp_path: Path,
     assert main(["convert", "--to", "ap10k", str(animalpose_sample / "test_animalpose.json"),
                  "-o", str(out)]) == 0
     assert len(json.loads(out.read_text())["categories"]) == 54
+    assert "2 instances (horse 1, cat 1)" in capsys.readouterr().out
     out.write_text("keep me")
     assert main(["convert", "--to", "animalpose", str(tmp_path / "missing.json"),
                  "-o", str(out)]) == 2

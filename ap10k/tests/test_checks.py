@@ -65,7 +65,12 @@ def test_broken_copy_finds_every_planted_error_and_nothing_else(ap10k_sample: Pa
     found = {(i.rule, i.where) for i in report.issues}
     assert found == expected
     assert not report.ok
-    assert [i.rule for i in report.warnings] == ["duplicate_keypoint_position"]
+    assert report.warnings == []  # a duplicate keypoint is an error, as in the paper
+    assert "duplicate_keypoint_position" in {i.rule for i in report.errors}
+    lenient = check_file(path, images_dir=ap10k_sample,
+                         severities={"duplicate_keypoint_position": "warning"})
+    assert [i.rule for i in lenient.warnings] == ["duplicate_keypoint_position"]
+    assert len(lenient.errors) == len(report.errors) - 1
     outside = next(i for i in report.issues if i.rule == "keypoint_outside_box")
     assert "left_eye (10, 415)" in outside.detail
 
@@ -81,6 +86,8 @@ def test_each_planted_error_alone_is_found(ap10k_sample: Path, tmp_path: Path) -
         "duplicate_id": lambda d: d["annotations"][1].update(id=9284),
         "missing_background": lambda d: d["images"][0].pop("background"),
         "keypoint_names": lambda d: d["categories"][0]["keypoints"].reverse(),
+        "duplicate_keypoint_position": lambda d: d["annotations"][1]["keypoints"].__setitem__(
+            slice(6, 8), d["annotations"][1]["keypoints"][0:2]),  # nose on the left eye
         "no_keypoints": lambda d: d["annotations"][1].update(
             num_keypoints=0, keypoints=[v if i % 3 < 2 else 0 for i, v in
                                         enumerate(d["annotations"][1]["keypoints"])]),
@@ -92,6 +99,11 @@ def test_each_planted_error_alone_is_found(ap10k_sample: Path, tmp_path: Path) -
         path.write_text(json.dumps(data))
         rules = {i.rule for i in check_file(path, images_dir=ap10k_sample).issues}
         assert rules == {rule}, rule
+    # the paper's automatic check rejects a duplicate keypoint; --duplicate-keypoints lowers it
+    dup = str(tmp_path / "duplicate_keypoint_position.json")
+    assert main(["check", dup, "--images", str(ap10k_sample)]) == 1
+    assert main(["check", dup, "--images", str(ap10k_sample),
+                 "--duplicate-keypoints", "warning"]) == 0
     # a 0.5 % area difference and a keypoint on the box edge are within tolerance
     data = copy.deepcopy(clean)
     data["annotations"][1]["area"] = 146289 * 1.005
@@ -113,7 +125,10 @@ def test_cli_report_and_exit_codes(ap10k_sample: Path, tmp_path: Path,
                  str(out_json)]) == 1
     out = capsys.readouterr().out
     assert "ERROR   keypoint_outside_box (1)" in out and "annotation 9284" in out
-    assert "12 error(s), 1 warning(s)" in out
+    assert "13 error(s), 0 warning(s)" in out
+    assert main(["check", str(path), "--images", str(ap10k_sample),
+                 "--duplicate-keypoints", "warning"]) == 1
+    assert "12 error(s), 1 warning(s)" in capsys.readouterr().out
     report = json.loads(out_json.read_text())
     assert report["ok"] is False and report["rules"]["unknown_category"]["count"] == 2
     # malformed file: one error line, exit 2, no traceback

@@ -74,6 +74,32 @@ def test_evaluate_cli(ap10k_sample: Path, tmp_path: Path,
     assert "expected a JSON list" in capsys.readouterr().err
 
 
+def test_evaluate_refuses_empty_or_foreign_predictions(ap10k_sample: Path, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]
+                                                       ) -> None:
+    gt = str(ap10k_sample / "test_ap10k.json")
+    empty = tmp_path / "empty.json"
+    empty.write_text("[]")
+    capsys.readouterr()
+    assert main(["evaluate", gt, str(empty)]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"ap10k: error: {empty}: holds no predictions, which would score AP 0 "
+                   f"against {gt}; pass --allow-empty to score it anyway\n")
+    assert main(["evaluate", gt, str(empty), "--allow-empty"]) == 0
+    assert "   AP 0.0000" in capsys.readouterr().out
+    # one prediction for an image of another split: refused, named, one line
+    pred = _results(ap10k_sample, tmp_path / "pred.json")
+    data = json.loads(pred.read_text())
+    data[0]["image_id"] = 999999
+    pred.write_text(json.dumps(data))
+    assert main(["evaluate", gt, str(pred)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "1 of 2 predictions are for image ids not in" in err
+    assert "(e.g. 999999)" in err
+    assert main(["evaluate", gt, str(pred), "--allow-empty"]) == 0
+    assert "not in the ground truth" in capsys.readouterr().err
+
+
 def test_show_side_by_side_and_overlay(ap10k_sample: Path, tmp_path: Path) -> None:
     pred = _results(ap10k_sample, tmp_path / "pred.json")
     out = tmp_path / "side.png"

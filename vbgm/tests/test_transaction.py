@@ -165,9 +165,17 @@ def test_two_concurrent_runs_exactly_one_wins(video_root: Path, tmp_path: Path) 
     assert abs(end_s - clips[winner]) < 1.0
 
 
+def _ctrl_c_reaches_python() -> None:
+    """In the child: SIGINT back to its default, so Python raises KeyboardInterrupt on it. A
+    process started in the background of a non-interactive shell (as CI may start the tests)
+    inherits SIGINT ignored, and Python keeps an ignored SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start_and_wait_for_temporaries(video_root: Path, out: Path) -> subprocess.Popen:
     proc = subprocess.Popen(_cli("generate", str(video_root / LONG), "-o", str(out), "--quiet"),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_ctrl_c_reaches_python)
     _wait_for(lambda: any(".vbgm-tmp-" in n for n in os.listdir(out.parent))
               or proc.poll() is not None)
     assert proc.poll() is None, proc.communicate()

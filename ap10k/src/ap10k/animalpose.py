@@ -31,7 +31,9 @@ instances of those five species (exact species: AP-10K's "argali sheep" is not A
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
+from pathlib import PurePath
 
 import numpy as np
 
@@ -56,6 +58,10 @@ CATEGORY_IDS: dict[str, int] = {"dog": 1, "cat": 2, "sheep": 3, "cow": 4, "horse
 TO_AP10K_SPECIES: dict[str, int] = {
     name: taxonomy.species_by_name(name).id for name in CATEGORY_IDS
 }
+# Animal-Pose names its own images by species and number (ca110.jpeg, ho105.jpeg).
+_FILE_SPECIES = re.compile(r"^(ca|do|co|ho|sh)\d+\.", re.IGNORECASE)
+FILE_PREFIXES: dict[str, str] = {"ca": "cat", "do": "dog", "co": "cow", "ho": "horse",
+                                 "sh": "sheep"}
 
 # AP-10K keypoint name → Animal-Pose keypoint name (the table above).
 _PAIRS: dict[str, str] = {
@@ -102,28 +108,58 @@ def animalpose_categories() -> list[Category]:
                      skeleton=SKELETON_1BASED) for name, i in CATEGORY_IDS.items()]
 
 
-def animalpose_to_ap10k(ds: CocoDataset) -> CocoDataset:
-    """Convert an Animal-Pose dataset to the AP-10K skeleton and species ids.
+def instance_species(ds: CocoDataset) -> dict[int, str]:
+    """The Animal-Pose species name of each annotation id.
 
-    Species come from the category names (files in the wild number them differently). `area`
-    becomes the box's w·h as AP-10K defines it; segmentations are dropped.
+    A file whose categories name several of the five species (the official release: dog 1, cat 2,
+    sheep 3, cow 4, horse 5, though files in the wild number them differently) gives each
+    instance its category's species. A file with a single category says nothing about the
+    species: mmpose's converted files label every animal category 1 'cat' (the real sample's
+    horse included), so there the image's file name decides, as Animal-Pose names its own images
+    by species (ca110.jpeg is a cat, ho105.jpeg a horse). An instance whose species cannot be told
+    either way is an AP10KError naming it.
     """
     cats = ds.category_index()
-    bad = [c for c in ds.categories if c.keypoints and tuple(c.keypoints) != NAMES]
-    if bad:
-        raise AP10KError(f"{ds.source}: category {bad[0].id} does not have Animal-Pose's 20 "
-                         f"keypoints in order (is this an Animal-Pose file?)")
-    out = []
+    named = {c.name.lower() for c in ds.categories if c.name.lower() in TO_AP10K_SPECIES}
+    images = ds.image_index()
+    out: dict[int, str] = {}
     for a in ds.annotations:
         cat = cats.get(a.category_id)
         if cat is None or cat.name.lower() not in TO_AP10K_SPECIES:
             raise AP10KError(f"{ds.source}: annotation {a.id}: category {a.category_id} is not "
                              f"one of the Animal-Pose species {', '.join(CATEGORY_IDS)}")
+        if len(named) > 1:
+            out[a.id] = cat.name.lower()
+            continue
+        image = images.get(a.image_id)
+        name = PurePath(image.file_name).name if image else ""
+        match = _FILE_SPECIES.match(name)
+        if match is None:
+            raise AP10KError(
+                f"{ds.source}: annotation {a.id}: cannot tell its species: the file has the single "
+                f"category {cat.name!r} for every animal and image {name or a.image_id!r} is not "
+                f"named by species (ca/do/co/ho/sh + number)")
+        out[a.id] = FILE_PREFIXES[match.group(1).lower()]
+    return out
+
+
+def animalpose_to_ap10k(ds: CocoDataset) -> CocoDataset:
+    """Convert an Animal-Pose dataset to the AP-10K skeleton and species ids.
+
+    Species per instance as `instance_species` decides. `area` becomes the box's w·h as AP-10K
+    defines it; segmentations are dropped.
+    """
+    bad = [c for c in ds.categories if c.keypoints and tuple(c.keypoints) != NAMES]
+    if bad:
+        raise AP10KError(f"{ds.source}: category {bad[0].id} does not have Animal-Pose's 20 "
+                         f"keypoints in order (is this an Animal-Pose file?)")
+    species = instance_species(ds)
+    out = []
+    for a in ds.annotations:
         if len(a.keypoints) != NUM_KEYPOINTS:
             raise AP10KError(f"{ds.source}: annotation {a.id} has {len(a.keypoints)} keypoints, "
                              f"expected {NUM_KEYPOINTS}")
-        out.append(_convert(a, to_ap10k_keypoints(a.keypoints),
-                            TO_AP10K_SPECIES[cat.name.lower()]))
+        out.append(_convert(a, to_ap10k_keypoints(a.keypoints), TO_AP10K_SPECIES[species[a.id]]))
     return replace(ds, annotations=out, categories=ap10k_categories())
 
 

@@ -11,8 +11,10 @@ the consistency that evaluation and training silently depend on. Tolerances, and
   every score of that animal). Allowed difference: 1 % of w·h (`AREA_TOLERANCE`), at least 1 px²,
   which admits float rounding of non-integer boxes and nothing else.
 - duplicate_keypoint_position: a COCO keypoint array cannot repeat a name, so a "duplicate name in
-  one instance" shows up as two different keypoints clicked at the very same pixel. It is a
-  warning, not an error, because a limb pointing at the camera can legitimately stack two points.
+  one instance" shows up as two different keypoints clicked at the very same pixel. It is an
+  error, as in the paper's automatic check; a limb pointing at the camera can legitimately stack
+  two points, so `severities={"duplicate_keypoint_position": "warning"}` (the check command's
+  `--duplicate-keypoints warning`) lowers it for data where that is expected.
 
 Image files are looked for in `--images DIR` when given; otherwise next to the JSON, in `data/`
 beside it, or in `../data` (the official `annotations/` + `data/` layout). Without --images, when
@@ -33,6 +35,7 @@ import numpy as np
 from ap10k import keypoints as kp
 from ap10k import taxonomy
 from ap10k.dataset import CocoDataset, find_image_folder, image_folder_candidates, read_json
+from ap10k.errors import AP10KError
 
 PIXEL_TOLERANCE = 1.0
 AREA_TOLERANCE = 0.01
@@ -59,8 +62,8 @@ RULES: dict[str, tuple[str, str]] = {
     "missing_image_file": (ERROR, "image file not found"),
     "unreadable_image": (ERROR, "image file cannot be decoded"),
     "image_size_mismatch": (ERROR, "image file's pixel size differs from width/height"),
-    "duplicate_keypoint_position": (WARNING, "two labelled keypoints of one instance at the same "
-                                             "pixel (a point annotated twice?)"),
+    "duplicate_keypoint_position": (ERROR, "two labelled keypoints of one instance at the same "
+                                           "pixel (a point annotated twice?)"),
     "no_keypoints": (WARNING, "instance has no labelled keypoint (evaluation ignores it)"),
     "missing_background": (WARNING, "image lacks AP-10K's background field"),
 }
@@ -89,14 +92,19 @@ class CheckReport:
     num_categories: int = 0
     issues: list[Issue] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    severities: dict[str, str] = field(default_factory=dict)  # rule -> severity overrides
+
+    def severity_of(self, rule: str) -> str:
+        """The rule's severity in this report (its RULES default unless overridden)."""
+        return self.severities.get(rule, RULES[rule][0])
 
     @property
     def errors(self) -> list[Issue]:
-        return [i for i in self.issues if i.severity == ERROR]
+        return [i for i in self.issues if self.severity_of(i.rule) == ERROR]
 
     @property
     def warnings(self) -> list[Issue]:
-        return [i for i in self.issues if i.severity == WARNING]
+        return [i for i in self.issues if self.severity_of(i.rule) == WARNING]
 
     @property
     def ok(self) -> bool:
@@ -118,7 +126,7 @@ class CheckReport:
                  f"{self.num_categories} categories"]
         lines += [f"note: {n}" for n in self.notes]
         for rule, issues in self.by_rule().items():
-            severity, meaning = RULES[rule]
+            severity, meaning = self.severity_of(rule), RULES[rule][1]
             lines.append(f"{severity.upper():7s} {rule} ({len(issues)}): {meaning}")
             shown = issues if max_per_rule <= 0 else issues[:max_per_rule]
             for i in shown:
@@ -137,16 +145,21 @@ class CheckReport:
             "source": self.source, "ok": self.ok, "num_images": self.num_images,
             "num_annotations": self.num_annotations, "num_categories": self.num_categories,
             "notes": self.notes,
-            "rules": {rule: {"severity": RULES[rule][0], "count": len(issues),
+            "rules": {rule: {"severity": self.severity_of(rule), "count": len(issues),
                              "issues": [{"where": i.where, "detail": i.detail} for i in issues]}
                       for rule, issues in self.by_rule().items()},
         }
 
 
-def check_file(path: str | os.PathLike[str], images_dir: str | os.PathLike[str] | None = None
-               ) -> CheckReport:
+def check_file(path: str | os.PathLike[str], images_dir: str | os.PathLike[str] | None = None,
+               severities: dict[str, str] | None = None) -> CheckReport:
     """Check one annotation file. A file that is not JSON, or not a COCO keypoint object at all,
-    raises AP10KError; everything else is reported as issues."""
+    raises AP10KError; everything else is reported as issues. `severities` overrides rules'
+    default severity (e.g. a duplicate keypoint position as a warning)."""
+    for rule, level in (severities or {}).items():
+        if rule not in RULES or level not in (ERROR, WARNING):
+            raise AP10KError(f"severity {rule}={level}: unknown rule or level "
+                             f"(levels: {ERROR}, {WARNING})")
     path = Path(path)
     data = read_json(path)
     if images_dir is not None:
@@ -156,6 +169,7 @@ def check_file(path: str | os.PathLike[str], images_dir: str | os.PathLike[str] 
         folder, notes = _find_image_folder(data, path)
     report = check_data(data, str(path), folder)
     report.notes = notes + report.notes
+    report.severities = dict(severities or {})
     return report
 
 

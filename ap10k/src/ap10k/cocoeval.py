@@ -275,12 +275,14 @@ def _mean_valid(x: np.ndarray) -> float:
 
 def evaluate(gt: CocoDataset, predictions: list[Prediction] | Any,
              params: EvalParams | None = None, source: str = "<predictions>",
-             warn: bool = True) -> EvalResult:
+             warn: bool = True, strict: bool = False) -> EvalResult:
     """Evaluate predictions (parsed, or raw COCO results JSON) against a ground-truth dataset.
 
     Warnings (category ids that match no ground truth in their image, predictions on unknown
     images, too many predictions per image) are returned in the result and, with `warn`, also
-    printed to stderr, because they silently change AP.
+    printed to stderr, because they silently change AP. With `strict`, an empty prediction list
+    or predictions for image ids the ground truth lacks (another split's file, say) are an
+    AP10KError instead: both would be scored as misses without anyone noticing.
     """
     params = params or EvalParams()
     k = len(params.sigmas)
@@ -295,6 +297,13 @@ def evaluate(gt: CocoDataset, predictions: list[Prediction] | Any,
     image_ids = sorted({im.id for im in gt.images})
     known_images = set(image_ids)
     unknown = [p for p in predictions if p.image_id not in known_images]
+    if strict and not predictions:
+        raise AP10KError(f"{source}: holds no predictions, which would score AP 0 against "
+                         f"{gt.source}; pass --allow-empty to score it anyway")
+    if strict and unknown:
+        raise AP10KError(f"{source}: {len(unknown)} of {len(predictions)} predictions are for "
+                         f"image ids not in {gt.source} (e.g. {unknown[0].image_id}): another "
+                         f"split's predictions? pass --allow-empty to ignore them")
     if unknown:
         warnings.append(
             f"{len(unknown)} of {len(predictions)} predictions are for image ids not in the "

@@ -15,6 +15,9 @@ Kinds (paper tables in brackets):
   nested (the k = 5 images are among the k = 20 ones). Images showing two target species are
   only tested on, so each target species gets exactly k training images.
 
+These kinds make new splits of any annotation pool (`ap10k split`). `ap10k experiment` runs the
+paper's Tables 5-9 on the official split files instead, as the paper did (`ap10k.experiments`).
+
 All kinds except `random` draw train and test from one annotation pool (e.g. all labelled images).
 Disjointness is by image: an image holding any test species never enters training, and training
 files keep only the instances of the training species. Randomness is per species

@@ -278,14 +278,20 @@ class Report:
         return out
 
 
-def _lookup(sorted_hash: np.ndarray, query: np.ndarray, max_postings: int
+def _lookup(sorted_hash: np.ndarray, songs: np.ndarray, query: np.ndarray, max_songs: int
             ) -> tuple[np.ndarray, np.ndarray]:
-    """(query position, posting position) of every posting of each query hash that has at most
-    `max_postings` postings (more: an idiom)."""
+    """(query position, posting position) of every posting of each query hash found in at most
+    `max_songs` distinct songs (more: an idiom). Postings are sorted by hash, then by song, so
+    the distinct songs of a hash are its song changes; a song repeating a figure many times
+    over is still one song."""
     lo = np.searchsorted(sorted_hash, query, side="left")
     hi = np.searchsorted(sorted_hash, query, side="right")
     count = hi - lo
-    keep = (count > 0) & (count <= max_postings)
+    first = np.r_[True, (sorted_hash[1:] != sorted_hash[:-1]) | (songs[1:] != songs[:-1])]
+    seen = np.cumsum(first)  # distinct (hash, song) pairs up to and including each posting
+    distinct = np.where(count > 0, seen[np.maximum(hi - 1, 0)] - seen[np.minimum(lo, len(seen) - 1)]
+                        + 1, 0) if len(seen) else np.zeros_like(count)
+    keep = (count > 0) & (distinct <= max_songs)
     q = np.repeat(np.flatnonzero(keep), count[keep])
     starts = np.repeat(lo[keep], count[keep])
     offsets = np.arange(len(q)) - np.repeat(np.cumsum(count[keep]) - count[keep], count[keep])
@@ -296,16 +302,16 @@ def check(song: Song, index: Index, tempo_bpm: float = 120.0, top: int = 5,
           max_share: float = 0.01, flag_bars: int = FLAG_BARS) -> Report:
     """Compare `song` with every song of `index` (see the module doc)."""
     n_songs = max(len(index.sources), 1)
-    max_postings = max(2, int(max_share * n_songs))
+    max_songs = max(2, int(max_share * n_songs))
     grams = phrase_ngrams(song)
-    _, pos = _lookup(index.ngram_hash, grams, max_postings)
+    _, pos = _lookup(index.ngram_hash, index.ngram_song, grams, max_songs)
     shared = np.bincount(index.ngram_song[pos], minlength=n_songs) / max(len(grams), 1)
 
     rows = bar_signatures(song)
     best = np.zeros(n_songs, np.int64)
     where: dict[int, tuple[int, int]] = {}
     if len(rows):
-        qi, pos = _lookup(index.bar_hash, rows[:, 2], max_postings)
+        qi, pos = _lookup(index.bar_hash, index.bar_song, rows[:, 2], max_songs)
         if len(qi):
             q_track, q_bar = rows[qi, 0].astype(np.int64), rows[qi, 1].astype(np.int64)
             s, t = index.bar_song[pos].astype(np.int64), index.bar_track[pos].astype(np.int64)

@@ -10,7 +10,7 @@ from types import ModuleType
 
 _NAMES = (
     "check", "stats", "split", "evaluate", "show", "convert",
-    "synth", "train", "predict", "experiment",
+    "synth", "train", "predict", "experiment", "export",
 )
 
 

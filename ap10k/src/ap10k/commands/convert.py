@@ -1,7 +1,9 @@
 """`ap10k convert --to ap10k|animalpose IN.json -o OUT.json`: Animal-Pose ↔ AP-10K skeletons.
 
 Shared keypoints are carried over (16 of them; the mapping table is in `ap10k.animalpose`),
-unmatched ones are marked missing (v = 0). Species: dog, cat, cow, horse, sheep.
+unmatched ones are marked missing (v = 0). Species: dog, cat, cow, horse, sheep, per instance: its
+category when the file's categories name the species, else its image's Animal-Pose file name
+(ca/do/co/ho/sh + number), since mmpose's converted files call every animal 'cat'.
 """
 
 from __future__ import annotations
@@ -31,5 +33,8 @@ def run(args: argparse.Namespace) -> int:
         out, dropped = animalpose.ap10k_to_animalpose(ds)
         note = f"; {dropped} instance(s) of species Animal-Pose lacks dropped" if dropped else ""
     out.save(args.out)
-    print(f"wrote {args.out}: {len(out.images)} images, {len(out.annotations)} instances{note}")
+    names = {c.id: c.name for c in out.categories}
+    per = ", ".join(f"{names.get(c, c)} {n}" for c, n in out.species_counts().items())
+    print(f"wrote {args.out}: {len(out.images)} images, {len(out.annotations)} instances"
+          f"{' (' + per + ')' if per else ''}{note}")
     return 0

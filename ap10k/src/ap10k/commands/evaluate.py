@@ -2,7 +2,8 @@
 
 Predictions are COCO results ([{image_id, category_id, keypoints, score}]); each category_id must
 be the animal's species, because AP is computed per species and averaged (a loud warning is printed
-when they do not match the ground truth).
+when they do not match the ground truth). An empty prediction list, or predictions for image ids
+the ground truth lacks, is an error (exit 2) unless --allow-empty.
 """
 
 from __future__ import annotations
@@ -17,6 +18,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("pred", help="predictions (COCO keypoint results JSON)")
     p.add_argument("--per-species", action="store_true", help="print AP per species and family")
     p.add_argument("--json", metavar="OUT.json", help="write the results as JSON")
+    p.add_argument("--per-keypoint", action="store_true",
+                   help="print per-keypoint AP, mean OKS contribution and PCK@0.05/0.1 (of the "
+                        "box's longer side), error types, and PCK per species and family")
+    p.add_argument("--error-plot", metavar="OUT.png",
+                   help="plot each keypoint's error types (good/jitter/swap/miss)")
+    p.add_argument("--allow-empty", action="store_true",
+                   help="score an empty prediction list (AP 0) and ignore predictions for "
+                        "unknown image ids, with a warning, instead of failing")
     p.set_defaults(func=run)
 
 
@@ -29,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from ap10k.dataset import CocoDataset, read_json
 
     gt = CocoDataset.load(args.gt)
-    result = evaluate(gt, read_json(args.pred), source=args.pred)
+    result = evaluate(gt, read_json(args.pred), source=args.pred, strict=not args.allow_empty)
     print(f"{args.gt}: {result.num_images} images, {len(gt.annotations)} instances; "
           f"{result.num_predictions} predictions")
     print(result.summary())
@@ -41,8 +50,21 @@ def run(args: argparse.Namespace) -> int:
         print("per family (mean AP of its species):")
         for family, ap in result.per_family.items():
             print(f"  {family:<20s} {ap:.4f}")
+    report = None
+    if args.per_keypoint or args.error_plot:
+        from ap10k.keypoint_metrics import analyse, plot_errors
+
+        report = analyse(gt, read_json(args.pred), source=args.pred)
+        if args.per_keypoint:
+            print(report.format())
+        if args.error_plot:
+            plot_errors(report, args.error_plot)
+            print(f"-> {args.error_plot}")
     if result.warnings:
         print(f"{len(result.warnings)} warning(s): see stderr")
     if args.json:
-        write_text_atomic(args.json, json.dumps(result.to_dict(), indent=1) + "\n")
+        data = result.to_dict()
+        if report is not None:
+            data["keypoints"] = report.to_dict()
+        write_text_atomic(args.json, json.dumps(data, indent=1) + "\n")
     return 0

@@ -2,7 +2,10 @@
 
 Accepted files: a torch pickle (`.pth`, `.pt`, `.bin`, `.ckpt`) or `.safetensors` (when the
 `safetensors` package is installed) holding a state dict directly or under `state_dict`, `model`,
-`state_dict_ema` or `module`. Accepted key layouts:
+`state_dict_ema` or `module`. Files are unpickled safely: tensors and containers, plus the numpy
+arrays and scalars that mmpose 0.x and 1.x checkpoints keep in their `meta` (so published mmpose
+checkpoints load as they are); any other pickled object is refused with a one-line error unless
+the caller trusts the file (`--trust-checkpoint`). Accepted key layouts:
 
 - torchvision / timm ImageNet ResNets (`conv1.weight`, `layer1.0.conv1.weight`, ..., `fc.*`);
   both libraries use the same names, so one rule serves both;
@@ -21,8 +24,12 @@ as initialised.
 from __future__ import annotations
 
 import os
+import pickle
+import re
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -43,8 +50,66 @@ class LoadReport:
     unused: list[str] = field(default_factory=list)  # file tensors that matched nothing
 
 
-def read_state_dict(path: str | os.PathLike[str]) -> dict[str, Tensor]:
-    """The flat name → tensor dict stored in `path` (see the module docstring for formats)."""
+def _numpy_globals() -> list[Any]:
+    """What unpickling numpy arrays and scalars needs, under numpy 2's and numpy 1's names: the
+    only non-tensor objects mmpose checkpoints hold (in `meta`: scores, sigmas, flip indices).
+    None of these runs code beyond building an array, so they are safe to allow."""
+    import numpy as np
+
+    mod = np._core.multiarray
+    allowed: list[Any] = [mod._reconstruct, mod.scalar, np.ndarray, np.dtype,
+                          (mod._reconstruct, "numpy.core.multiarray._reconstruct"),
+                          (mod.scalar, "numpy.core.multiarray.scalar")]
+    allowed += [getattr(np.dtypes, n) for n in dir(np.dtypes) if n.endswith("DType")]
+    return allowed
+
+
+def _first_line(exc: BaseException) -> str:
+    """The informative line of a (possibly multi-line, coloured) torch.load error."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    unsupported = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+    if unsupported:
+        return f"it pickles {unsupported.group(1)}, which a safe load refuses"
+    inner = re.search(r"WeightsUnpickler error: (.+)", text)
+    if inner:
+        return inner.group(1).strip()
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
+
+
+def load_torch_file(path: str | os.PathLike[str], trust: bool = False) -> object:
+    """`torch.load` of a weights file: safely (tensors, containers and numpy arrays only) unless
+    `trust`, which unpickles anything and so may run code from the file; trust only files
+    you got from a source you trust. Errors are one line naming the file."""
+    path = Path(path)
+    if trust:
+        try:
+            return torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as exc:
+            raise _unreadable(path, exc) from exc
+    try:
+        with torch.serialization.safe_globals(_numpy_globals()):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "Unsupported global" in str(exc):
+            raise AP10KError(f"{path}: {_first_line(exc)}; if you trust the file, pass "
+                             "--trust-checkpoint to load it anyway") from exc
+        raise _unreadable(path, exc) from exc
+    except Exception as exc:  # zip and format errors
+        raise _unreadable(path, exc) from exc
+
+
+def _unreadable(path: Path, exc: BaseException) -> AP10KError:
+    """The one-line error for a file torch.load cannot read at all."""
+    if not zipfile.is_zipfile(path):
+        return AP10KError(f"{path}: not a PyTorch weights file (neither torch.save's zip "
+                          f"format nor a legacy pickle)")
+    return AP10KError(f"{path}: not a readable PyTorch file ({_first_line(exc)})")
+
+
+def read_state_dict(path: str | os.PathLike[str], trust: bool = False) -> dict[str, Tensor]:
+    """The flat name → tensor dict stored in `path` (see the module docstring for formats);
+    `trust` as in `load_torch_file`."""
     path = Path(path)
     if not path.is_file():
         raise AP10KError(f"{path}: pretrained weights file not found")
@@ -56,10 +121,7 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, Tensor]:
                              "(pip install safetensors), or convert the file to .pth") from exc
         state: object = load_file(str(path))
     else:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # pickle, zip and unpickling-policy errors alike
-            raise AP10KError(f"{path}: not a readable PyTorch weights file ({exc})") from exc
+        state = load_torch_file(path, trust)
     for _ in range(3):  # unwrap {"state_dict": {...}} and friends, possibly nested
         if isinstance(state, dict) and not any(isinstance(v, Tensor) for v in state.values()):
             inner = next((state[k] for k in _WRAPPERS if isinstance(state.get(k), dict)), None)
