@@ -131,6 +131,30 @@ def check_video(path: Path, name: str, max_bytes: int, max_seconds: float) -> fl
     return seconds
 
 
+M_ARENA_MAX = -8  # glibc's mallopt parameter
+
+
+def limit_arenas(n: int = 2) -> None:
+    """At most `n` glibc malloc arenas: each job thread would otherwise get its own (up to 8 per
+    core), each keeping its freed pages. No-op where glibc's mallopt is missing."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").mallopt(M_ARENA_MAX, n)
+
+
+def release_memory() -> None:
+    """Give freed memory back to the operating system: a job's arrays are freed when it ends,
+    but glibc keeps the pages in its per-thread arenas, so a long-running server's resident size
+    would only grow with the jobs it has run. No-op where glibc's malloc_trim is missing."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 class Engine:
     """What stays warm between requests: the model, its statistics, the audio renderer; and the
     server's working folder with one sub-folder per job, swept after `keep_minutes`."""
@@ -140,6 +164,7 @@ class Engine:
         from vbgm.render import _synthesizer, choose_backend
 
         self.config = config
+        limit_arenas()
         self.model, self.stats = load_model_and_stats(config.checkpoint)
         self.backend, soundfont = choose_backend(config.synth)
         if self.backend == "symusic":  # load the SoundFont now, not in the first request
@@ -162,11 +187,15 @@ class Engine:
         return folder
 
     def finished(self, folder: Path) -> None:
-        """The job in `folder` ended: its keep time starts now."""
+        """The job in `folder` ended: its keep time starts now, and its memory goes back to the
+        system once no job runs (`release_memory`)."""
         with self._lock:
             self.active.discard(folder)
+            idle = not self.active
         with contextlib.suppress(FileNotFoundError):
             os.utime(folder)
+        if idle:
+            release_memory()
 
     def job(self, job_id: str | None) -> Path | None:
         """The folder of an earlier job by its id (None when unknown or already swept)."""

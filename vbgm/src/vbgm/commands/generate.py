@@ -107,6 +107,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="loopable music spanning the video: the last bar leads back into the "
                         "first, and the --wav plays seamlessly when repeated")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="score N videos at once in N processes (one core each; default 1)")
     add_sampling_args(p)
     add_originality_arg(p)
     p.set_defaults(func=run)
@@ -168,8 +170,9 @@ def duck_config(args: argparse.Namespace) -> DuckConfig | None:
 def run(args: argparse.Namespace) -> int:
     """Check every request and the destination first (nothing written on a bad one), then score
     each video as one transaction; a failed video is reported and the batch goes on."""
+    from vbgm.batch import score_videos
     from vbgm.errors import VbgmError
-    from vbgm.pipeline import check_outputs, load_model_and_stats, score_video
+    from vbgm.pipeline import check_outputs
     from vbgm.sampling import SamplingConfig
     from vbgm.transaction import check_destinations, room_for
 
@@ -186,26 +189,22 @@ def run(args: argparse.Namespace) -> int:
     check_destinations([p for out in outputs for p in out.paths()],
                        max(room_for([v]) for v in videos))
     index = originality_index(args)
-    model, stats = load_model_and_stats(args.checkpoint)
+    options = {"request": request, "config": config, "tempo": args.tempo,
+               "candidates": args.candidates, "seed": args.seed, "keep_audio": args.keep_audio,
+               "backend": args.synth, "progress": not args.quiet, "force": args.force,
+               "auto_key": args.key.strip().lower() == "auto", "duck": duck, "loop": args.loop}
     failed = 0
-    for i, (video, out) in enumerate(zip(videos, outputs), 1):
-        print(f"[{i}/{len(videos)}] {video}")
-        try:
-            music = score_video(video, out, model, request, config, tempo=args.tempo,
-                                candidates=args.candidates, seed=args.seed,
-                                keep_audio=args.keep_audio, backend=args.synth,
-                                progress=not args.quiet, stats=stats, force=args.force,
-                                auto_key=args.key.strip().lower() == "auto", duck=duck,
-                                loop=args.loop)
-        except VbgmError as exc:
+    for done in score_videos(videos, outputs, options, args.checkpoint, args.workers):
+        if done.error is not None:
             if len(videos) == 1:
-                raise
-            print(f"vbgm: error: {exc}", file=sys.stderr)
+                raise VbgmError(done.error)
+            print(f"vbgm: error: {done.error}", file=sys.stderr)
             failed += 1
             continue
+        music = done.music
         report_originality(index, music)
         total = sum(music.timings.values())
-        print(f"  wrote {', '.join(str(p) for p in out.paths())} "
+        print(f"  wrote {', '.join(str(p) for p in done.out.paths())} "
               f"({music.seconds:.1f} s of music in {total:.1f} s)")
     if failed:
         print(f"vbgm: {failed} of {len(videos)} videos failed", file=sys.stderr)

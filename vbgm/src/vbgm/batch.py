@@ -1,0 +1,106 @@
+"""Scoring many videos: one after another in this process, or in N worker processes.
+
+Each worker loads the model once and scores whole videos (`vbgm.pipeline.score_video`, one
+transaction each), with one torch thread, so N workers use N cores without oversubscribing
+them. Results come back in the order the videos finish; a failed video is an error message, not
+a stopped batch. Ctrl-C or SIGTERM reach the workers too (same process group); each one's
+transaction removes its temporaries, and the pool is shut down without waiting for queued
+videos.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from vbgm.errors import VbgmError
+from vbgm.pipeline import Music, Outputs, load_model_and_stats, score_video
+
+
+@dataclass
+class Done:
+    """One video's outcome: its music, or the one-line error that stopped it."""
+
+    index: int
+    video: Path
+    out: Outputs
+    music: Music | None = None
+    error: str | None = None
+
+
+def _run_one(model, stats, i: int, video: Path, out: Outputs, options: dict[str, Any]) -> Done:
+    try:
+        music = score_video(video, out, model, stats=stats, **options)
+    except VbgmError as exc:
+        return Done(i, video, out, error=str(exc))
+    return Done(i, video, out, music=music)
+
+
+def _silent(line: str) -> None:
+    """A worker's log: nothing (lines of several videos would interleave)."""
+
+
+# The model of a worker process, loaded once by `_init_worker`.
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(checkpoint: str | None) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    try:
+        import cv2
+
+        cv2.setNumThreads(1)
+    except ImportError:  # pragma: no cover - cv2 is a dependency
+        pass
+    _WORKER["model"], _WORKER["stats"] = load_model_and_stats(checkpoint)
+
+
+def _work(i: int, video: Path, out: Outputs, options: dict[str, Any]) -> Done:
+    return _run_one(_WORKER["model"], _WORKER["stats"], i, video, out, options)
+
+
+def score_videos(videos: list[Path], outputs: list[Outputs], options: dict[str, Any],
+                 checkpoint: str | os.PathLike[str] | None = None, workers: int = 1,
+                 log: Callable[[str], None] = print) -> Iterator[Done]:
+    """Score every video into its outputs; yields each `Done` as it finishes.
+
+    options: `score_video`'s keywords (request, config, tempo, seed, ...); with workers > 1
+    progress bars are off and each video's log lines are left out (they would interleave).
+    """
+    if workers < 1:
+        raise VbgmError(f"--workers must be at least 1, got {workers}")
+    jobs = list(enumerate(zip(videos, outputs), 1))
+    if workers == 1 or len(jobs) == 1:
+        model, stats = load_model_and_stats(checkpoint)
+        for i, (video, out) in jobs:
+            log(f"[{i}/{len(jobs)}] {video}")
+            yield _run_one(model, stats, i, video, out, options)
+        return
+    quiet = {**options, "progress": False, "log": _silent}
+    # Spawned, not forked: a fork of a process whose torch/OpenMP threads already ran can hang.
+    pool = ProcessPoolExecutor(min(workers, len(jobs)), mp_context=get_context("spawn"),
+                               initializer=_init_worker,
+                               initargs=(str(checkpoint) if checkpoint else None,))
+    try:
+        pending = {pool.submit(_work, i, video, out, quiet) for i, (video, out) in jobs}
+        log(f"{len(jobs)} videos on {min(workers, len(jobs))} worker processes")
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for f in finished:
+                try:
+                    done = f.result()
+                except BrokenProcessPool as exc:
+                    raise VbgmError(f"a worker process died ({exc}); the videos it had left "
+                                    "are not scored") from exc
+                log(f"[{done.index}/{len(jobs)}] {done.video}")
+                yield done
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
