@@ -9,7 +9,7 @@ import symusic
 from vbgm.cli import main
 from vbgm.midi import key_signature_sharps
 from vbgm.pipeline import Outputs, load_model, score_video
-from vbgm.render import read_wav
+from vbgm.render import read_wav, render_midi
 from vbgm.sampling import Request
 
 
@@ -18,6 +18,21 @@ def _residual_db(parts: list[np.ndarray], mix: np.ndarray) -> float:
     total = np.sum(parts, axis=0)
     err = np.sqrt(np.mean((total - mix) ** 2))
     return float(20 * np.log10(err / np.sqrt(np.mean(mix ** 2))))
+
+
+def _fit(audio: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """`audio` trimmed or zero-padded to the length of `like`."""
+    out = np.zeros_like(like)
+    n = min(len(audio), len(like))
+    out[:n] = audio[:n]
+    return out
+
+
+def _misfit_db(source: np.ndarray, target: np.ndarray) -> float:
+    """RMS of target − g·source (g by least squares) relative to the target's RMS, in dB."""
+    g = float(np.sum(source * target) / max(float(np.sum(source * source)), 1e-20))
+    err = np.sqrt(np.mean((target - g * source) ** 2))
+    return float(20 * np.log10(max(err, 1e-12) / np.sqrt(np.mean(target ** 2))))
 
 
 def test_stems_sum_to_the_mix_and_midi_has_markers(video_root, tmp_path):
@@ -44,6 +59,15 @@ def test_stems_sum_to_the_mix_and_midi_has_markers(video_root, tmp_path):
     residual = _residual_db(parts, mix)
     print(f"stems sum vs mix: {residual:.1f} dB RMS")
     assert residual <= -20.0
+    # Each stem is its instrument alone: its MIDI rendered by itself matches it (up to a gain; the
+    # mix's limiter, applied to every stem, and the lone rendering's own limiter leave some
+    # 15-20 dB of difference), and another instrument's does not fit at all (about 0 dB).
+    alone = [_fit(render_midi(stem["midi"], sr), part) for stem, part in zip(stems, parts)]
+    for i, part in enumerate(parts):
+        fits = [_misfit_db(a, part) for a in alone]
+        print(f"stem {stems[i]['instrument']}: misfit to each instrument alone "
+              + ", ".join(f"{f:.1f}" for f in fits) + " dB")
+        assert fits[i] <= -12.0 and all(f > -6.0 for j, f in enumerate(fits) if j != i)
     # DAW-ready MIDI: 4/4, the key, markers at the cuts (within a sixteenth) and sections.
     assert [(t.numerator, t.denominator) for t in score.time_signatures] == [(4, 4)]
     key = music.candidates[0].key
