@@ -24,6 +24,7 @@ import os
 import resource
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -77,6 +78,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, help="clip length (default 60, or 15 with --quick)")
     ap.add_argument("--threads", type=int, help="torch threads (default: the faster of 1 and 2)")
     ap.add_argument("--checkpoint", type=Path, help="a model other than the shipped one")
+    ap.add_argument("--int8", action="store_true", help="int8 recurrent step (`--int8`)")
     args = ap.parse_args()
     seconds = args.seconds or (15.0 if args.quick else 60.0)
 
@@ -102,7 +104,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="vbgm-bench-e2e-") as tmp:
         out = Outputs(video=Path(tmp) / "scored.mp4", midi=Path(tmp) / "scored.mid")
         t = time.perf_counter()
-        music = score_video(clip, out, model, Request(), CONFIG, seed=0)
+        config = replace(CONFIG, int8=args.int8)
+        music = score_video(clip, out, model, Request(), config, seed=0)
         wall_s = time.perf_counter() - t
         out_mib = out.video.stat().st_size / 2**20
     stages = {k: music.timings[k] for k in STAGES}

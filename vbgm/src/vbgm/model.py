@@ -324,18 +324,39 @@ class CMT(nn.Module):
             self._step_cache = cached
         return cached[1]
 
+    def _int8_step_weights(self) -> list[tuple[Any, ...]]:
+        """The four linear maps of each layer as int8 weights (per output channel) packed for
+        `torch.ops.quantized.linear_dynamic`, rebuilt like `_step_weights` when a parameter
+        changed; the layer norms stay float32."""
+        key = tuple((p.data_ptr(), p._version) for p in self.layers.parameters())
+        cached = getattr(self, "_int8_cache", None)
+        if cached is None or cached[0] != key:
+            packed = []
+            for lay in self.layers:
+                packed.append(tuple(_int8_linear(lin) for lin in (lay.qkv, lay.out, lay.ff1,
+                                                                   lay.ff2))
+                              + (lay.norm1.weight, lay.norm1.bias, lay.norm2.weight,
+                                 lay.norm2.bias))
+            cached = (key, packed)
+            self._int8_cache = cached
+        return cached[1]
+
     @torch.no_grad()
-    def step(self, tokens: Tensor, state: State) -> tuple[Tensor, State]:
+    def step(self, tokens: Tensor, state: State, int8: bool = False) -> tuple[Tensor, State]:
         """One token row per batch item (B, 9) -> hidden state (B, d) and the updated state.
 
         O(1) per token: the same layer as `Layer.forward` written for one position, with the
         attention as an update of S and z. The state is updated in place (and returned);
-        clone it to branch. Runs in eval semantics (no dropout).
+        clone it to branch. Runs in eval semantics (no dropout). int8: the linear maps with
+        int8 weights and dynamically quantised inputs (`int8_available()`; ~1.9x faster for the
+        `medium` model on one CPU thread, mean KL of the field distributions 1e-4).
         """
         x = self.embed_tokens(tokens[:, None])[:, 0]
         B, D = x.shape
         H = self.config.n_head
         dk = D // H
+        if int8:
+            return self._step_int8(x, state)
         for i, (wqkv, bqkv, wo, bo, w1, b1, w2, b2, g1, c1, g2, c2) in enumerate(
                 self._step_weights()):
             qkv = torch.addmm(bqkv, x, wqkv).view(B, 3, H, dk)
@@ -350,6 +371,40 @@ class CMT(nn.Module):
             y = torch.addmm(b2, F.gelu(torch.addmm(b1, x, w1)), w2)
             x = F.layer_norm(y + x, (D,), g2, c2)
         return self.norm(x), state
+
+
+    def _step_int8(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+        B, D = x.shape
+        H = self.config.n_head
+        dk = D // H
+        linear = torch.ops.quantized.linear_dynamic
+        for i, (pqkv, pout, pff1, pff2, g1, c1, g2, c2) in enumerate(self._int8_step_weights()):
+            qkv = linear(x, pqkv).view(B, 3, H, dk)
+            q, k, v = phi(qkv[:, 0]), phi(qkv[:, 1]), qkv[:, 2]
+            S = state.S[i].view(B * H, dk, dk)
+            S.baddbmm_(k.reshape(B * H, dk, 1), v.reshape(B * H, 1, dk))
+            z = state.z[i]
+            z.add_(k)
+            num = torch.bmm(q.reshape(B * H, 1, dk), S).view(B, H, dk)
+            den = (q * z).sum(-1, keepdim=True) + EPS
+            x = F.layer_norm(linear((num / den).view(B, D), pout) + x, (D,), g1, c1)
+            x = F.layer_norm(linear(F.gelu(linear(x, pff1)), pff2) + x, (D,), g2, c2)
+        return self.norm(x), state
+
+
+def _int8_linear(lin: nn.Linear) -> Any:
+    """A linear layer's weight quantised to int8 per output channel (symmetric), packed with
+    its float bias for `torch.ops.quantized.linear_dynamic`."""
+    w = lin.weight.detach().float()
+    scales = (w.abs().amax(dim=1).clamp(min=1e-8) / 127).double()
+    q = torch.quantize_per_channel(w, scales, torch.zeros(len(w), dtype=torch.long), 0,
+                                   torch.qint8)
+    return torch.ops.quantized.linear_prepack(q, lin.bias.detach().float())
+
+
+def int8_available() -> bool:
+    """Whether this torch build has a quantised CPU engine (fbgemm on x86, qnnpack on Arm)."""
+    return torch.backends.quantized.engine not in ("none", "")
 
 
 # ---- the reference checkpoint ----

@@ -50,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
         stem_files,
     )
     from vbgm.render import write_wav
+    from vbgm.sampling import SamplingConfig
     from vbgm.transaction import Transaction, check_destinations, check_targets, room_for
 
     request = parse_request(args)
@@ -66,8 +67,9 @@ def run(args: argparse.Namespace) -> int:
     index = originality_index(args)
     model, stats = load_model_and_stats(args.checkpoint)
     with Transaction(targets, force=args.force, need_bytes=need) as tx:
-        music = compose(model, controls, args.tempo, request, candidates=args.candidates,
-                        seed=args.seed, progress=not args.quiet, stats=stats, loop=args.loop)
+        music = compose(model, controls, args.tempo, request, SamplingConfig(int8=args.int8),
+                        candidates=args.candidates, seed=args.seed, progress=not args.quiet,
+                        stats=stats, loop=args.loop)
         best = music.candidates[0]
         score = song_to_score(music.song, args.tempo, key=music.key, sections=best.sections)
         tx.path(args.output).write_bytes(score.dumps_midi())  # dump_midi ignores a full disk
