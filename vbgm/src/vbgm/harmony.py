@@ -127,13 +127,12 @@ def diatonic_triad(key: int, degree: int) -> tuple[int, int, int]:
 # Scale degrees of the chords of a four-bar phrase in a requested key: I-vi-IV-V in major,
 # i-VI-iv-V in minor (the tonic triad twice as often as any other, then the dominant leading
 # back to it), so the key is heard rather than only its scale.
-PHRASE_DEGREES = {False: (0, 5, 3, 4), True: (0, 5, 3, 4)}
+PHRASE_DEGREES = (0, 5, 3, 4)  # the same degrees in both modes (`diatonic_triad` gives V major)
 
 
 def phrase_chord(key: int, bar_in_phrase: int) -> tuple[int, int, int]:
     """The triad of bar `bar_in_phrase` (0-based, cycling every four bars) of a phrase."""
-    degrees = PHRASE_DEGREES[is_minor(key)]
-    return diatonic_triad(key, degrees[bar_in_phrase % len(degrees)])
+    return diatonic_triad(key, PHRASE_DEGREES[bar_in_phrase % len(PHRASE_DEGREES)])
 
 
 def degree_of(key: int, pitch_class: int) -> int | None:

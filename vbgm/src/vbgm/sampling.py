@@ -57,8 +57,9 @@ class SamplingConfig:
     threads: torch threads during sampling (one is fastest for batch-1 recurrent steps on CPU,
         where thread synchronisation costs more than a 256-wide matrix-vector product).
     rules: the musical rules (registers, drum accents, beat coverage, harmony, repeats).
-    int8: the recurrent step with int8 weights (~1.9x faster for `medium` on one thread, the
-        same distributions within a mean KL of 1e-4; `benchmarks/bench_int8.py`).
+    int8: the recurrent step with int8 weights (generation ~1.6x faster for `medium` on one
+        thread, the same distributions within a mean KL of 1e-4; `benchmarks/bench_e2e.py
+        --int8`).
     """
 
     temperature: tuple[float, ...] = (1.0, 1.2, 1.0, 1.0, 2.0, 1.0, 1.0)

@@ -209,21 +209,32 @@ def make_optimizer(model: CMT, tc: TrainConfig) -> torch.optim.AdamW:
 
 
 @torch.no_grad()
-def evaluate(model: CMT, ds: SongSource, batches: list[list[Window]], device: torch.device
-             ) -> float:
-    """Token-weighted mean validation loss over fixed batches (dropout off)."""
+def field_losses(model: CMT, ds: SongSource, batches: list[list[Window]],
+                 device: torch.device = torch.device("cpu")) -> dict[str, float]:
+    """Token-weighted mean cross-entropy per field over fixed batches (dropout off), and their
+    mean ("mean", the training loss)."""
     was = model.training
     model.eval()
-    total, count = 0.0, 0.0
+    sums: dict[str, float] = {}
+    count = 0.0
     for batch in batches:
         init, x, y, mask = (t.to(device) for t in collate(ds, batch))
         with _autocast(device):
-            loss, _ = model.loss(init, x, y, mask)
+            _, per_field = model.loss(init, x, y, mask)
         n = float(mask.sum())
-        total += float(loss) * n
+        for name, value in per_field.items():
+            sums[name] = sums.get(name, 0.0) + float(value) * n
         count += n
     model.train(was)
-    return total / max(count, 1.0)
+    out = {name: v / max(count, 1.0) for name, v in sums.items()}
+    out["mean"] = sum(out.values()) / max(len(out), 1)
+    return out
+
+
+def evaluate(model: CMT, ds: SongSource, batches: list[list[Window]], device: torch.device
+             ) -> float:
+    """Token-weighted mean validation loss over fixed batches (dropout off)."""
+    return field_losses(model, ds, batches, device)["mean"]
 
 
 def split_windows(ds: SongSource, split: str, seq_len: int, regime: str) -> list[Window]:
@@ -238,26 +249,13 @@ def split_windows(ds: SongSource, split: str, seq_len: int, regime: str) -> list
     return out
 
 
-@torch.no_grad()
 def split_losses(model: CMT, ds: SongSource, split: str = "valid", seq_len: int = 512,
                  batch_size: int = 16) -> dict[str, float]:
-    """Token-weighted mean cross-entropy per field over every token of a split (consecutive
-    windows of seq_len), and their mean ("mean", the training loss): one figure comparable
-    across models and runs, whatever their batch size or validation sample."""
-    model.eval()
+    """`field_losses` over every token of a split (consecutive windows of seq_len): one figure
+    comparable across models and runs, whatever their batch size or validation sample."""
     windows = sorted(split_windows(ds, split, seq_len, model.config.keys), key=lambda w: w.length)
-    sums: dict[str, float] = {}
-    count = 0.0
-    for b in range(0, len(windows), batch_size):
-        init, x, y, mask = collate(ds, windows[b:b + batch_size])
-        _, per_field = model.loss(init, x, y, mask)
-        n = float(mask.sum())
-        for name, value in per_field.items():
-            sums[name] = sums.get(name, 0.0) + float(value) * n
-        count += n
-    out = {name: v / max(count, 1.0) for name, v in sums.items()}
-    out["mean"] = sum(out.values()) / max(len(out), 1)
-    return out
+    return field_losses(model, ds, [windows[b:b + batch_size]
+                                    for b in range(0, len(windows), batch_size)])
 
 
 def _autocast(device: torch.device) -> Any:
