@@ -122,6 +122,38 @@ def test_a_held_output_is_refused_and_exclusive_at_commit(tmp_path: Path) -> Non
     assert _names(tmp_path) == ["o.mp4"]
 
 
+def test_runs_sharing_a_new_folder_neither_trip_nor_strand_each_other(tmp_path: Path) -> None:
+    """Batch workers create the same new output folder at once, and one that fails removes the
+    folder it made: the others must go on (CI once saw `FileExistsError` from this race)."""
+    errors: list[BaseException] = []
+    start = threading.Barrier(8)
+
+    def job(i: int) -> None:
+        out = tmp_path / f"round{i // 8}" / "out" / f"{i}.mid"
+        try:
+            start.wait()
+            with Transaction([out]) as tx:
+                if i % 2:
+                    raise RuntimeError("a bad video")
+                tx.path(out).write_bytes(b"x")
+                tx.commit()
+        except RuntimeError:
+            pass
+        except BaseException as e:  # noqa: BLE001 - collected and reported below
+            errors.append(e)
+
+    for r in range(5):
+        threads = [threading.Thread(target=job, args=(r * 8 + k,)) for k in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert errors == []
+    for r in range(5):
+        assert _names(tmp_path / f"round{r}" / "out") == sorted(
+            f"{r * 8 + k}.mid" for k in range(0, 8, 2))
+
+
 def test_stale_temporaries_and_locks_are_removed(tmp_path: Path) -> None:
     dead = _dead_pid()
     stale = tmp_path / f".o.mp4.vbgm-tmp-{dead}-0123abcd.mp4"

@@ -120,6 +120,23 @@ def lock_path(target: Path) -> Path:
     return target.parent / f".{target.name}{LOCK_TAG}"
 
 
+def make_folders(folder: Path) -> list[Path]:
+    """Create `folder` and its missing parents; return those this call made (not those a
+    concurrent run made at the same moment), outermost first."""
+    missing, up = [], folder
+    while not up.exists():
+        missing.append(up)
+        up = up.parent
+    made = []
+    for d in reversed(missing):
+        try:
+            d.mkdir()
+            made.append(d)
+        except FileExistsError:
+            pass
+    return made
+
+
 class _Lock:
     """An flock on `.NAME.vbgm-lock`, holding our PID (for the message of a run that loses)."""
 
@@ -246,18 +263,19 @@ class Transaction:
         """Create the folders of `targets`, lock them, check them again and make temporaries."""
         for folder in dict.fromkeys(t.absolute().parent for t in targets):
             check_destination(folder, self.need_bytes)
-            missing, up = [], folder
-            while not up.exists():
-                missing.append(up)
-                up = up.parent
-            for d in reversed(missing):
-                d.mkdir()
-                self._made.append(d)
+            self._made += make_folders(folder)
             remove_stale(folder)
             remove_stale_locks(folder)
         for t in sorted(targets):
             lock = _Lock(t)
-            lock.acquire()
+            for _ in range(5):  # a concurrent run that fails may remove a folder it made
+                try:
+                    lock.acquire()
+                    break
+                except FileNotFoundError:
+                    self._made += make_folders(t.absolute().parent)
+            else:
+                lock.acquire()
             self._locks.append(lock)
             _check_existing(t, self.force)  # again, now that no other vbgm run can write it
         for t in targets:
