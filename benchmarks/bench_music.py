@@ -180,10 +180,10 @@ def main() -> None:
     ap.add_argument("--control", type=float, nargs="+", default=[0.0, 0.7, 1.0])
     ap.add_argument("--ablate", action="store_true", help="also each rule off, at C = 0.7")
     ap.add_argument("--no-track", action="store_true", help="skip rendering + beat tracking")
-    ap.add_argument("--key", choices=("auto", "free"), default="free",
-                    help="free (the default, as `vbgm generate`'s): the music's own key, "
-                         "inferred from its first notes; auto: each clip's key as "
-                         "`vbgm generate --key auto` picks it")
+    ap.add_argument("--key", choices=("auto", "free"), default="auto",
+                    help="auto (the default, as `vbgm generate`'s): each clip's key as "
+                         "`vbgm generate --key auto` picks it; free: no key plan, the music's "
+                         "own key inferred from its first notes")
     args = ap.parse_args()
     seeds = 1 if args.quick else args.seeds
     t0 = time.perf_counter()

@@ -110,11 +110,42 @@ def test_harmony_pulls_to_the_scale_and_the_chord() -> None:
                             1.0, np.random.default_rng(0), STATS)
     bias = rules.pitch_bias(replace(state, chord=None), keyed)
     assert bias[value[0]] > bias[value[7]] > bias[value[4]] > bias[value[2]] > bias[value[6]]
-    assert bias[value[6]] < -0.5 < bias[value[2]]
+    assert bias[value[6]] < -0.2 < bias[value[2]]
     in_chord = rules.pitch_bias(state, keyed)
     assert in_chord[value[2]] < 0 < in_chord[value[4]]  # D is no tone of the C major chord
     assert rules.pitch_bias(state, replace(keyed, rules=Rules(key_pull=0, key_chord_pull=0))
                             ) is None  # the model alone keeps the key
+
+
+def _keyed_plan(n: int = 64, key: int = 0) -> rules.Plan:
+    return rules.make_plan(n, np.full(-(-n // 16), 9), np.zeros((0, 2)), np.zeros(0),
+                           (1, 2, 4), (1,), key, 1.0, np.random.default_rng(0), STATS)
+
+
+def test_a_bass_note_on_a_beat_is_the_planned_chord_root() -> None:
+    keyed = _keyed_plan()
+    f_major = harmony.diatonic_triad(0, 3)
+    on_beat = State(bar=1, slot=4, instr=BASS, key=0, chord=f_major, notes_left=1)
+    pcs = {(v - 1) % 12 for v in np.flatnonzero(rules.allowed(on_beat, keyed)[vocab.PITCH])}
+    assert pcs == {5}  # F, the root of IV in C major
+    assert rules.bass_root(replace(on_beat, slot=6), keyed) is None  # between beats: free
+    assert rules.bass_root(replace(on_beat, group_pitches=[42]), keyed) is None  # 2nd note
+    assert rules.bass_root(replace(on_beat, instr=PIANO), keyed) is None
+    assert rules.bass_root(on_beat, _plan()) is None  # no requested key: no planned chords
+    assert rules.bass_root(on_beat, replace(keyed, rules=Rules(bass_roots=False))) is None
+
+
+def test_voicing_spreads_a_chord_over_its_tones() -> None:
+    c_major = harmony.diatonic_triad(0, 0)
+    state = State(bar=0, slot=0, instr=PIANO, key=0, chord=c_major, group_pitches=[60 + 1],
+                  notes_left=2)
+    bias = rules.voicing_bias(state, _plan())
+    assert bias[48 + 1] < 0 and bias[72 + 1] < 0  # C again, in any octave
+    assert bias[64 + 1] == bias[67 + 1] == 0.0  # E, G
+    full = replace(state, group_pitches=[61, 65, 68])  # C, E, G: the chord is complete
+    assert rules.voicing_bias(full, _plan()) is None
+    assert rules.voicing_bias(replace(state, instr=BASS), _plan()) is None
+    assert rules.voicing_bias(state, _plan(rules_=Rules(voicing=0))) is None
 
 
 def test_no_clusters_and_forced_chord_tones() -> None:
@@ -210,7 +241,7 @@ def test_chord_pull_lowers_dissonance_where_the_model_decides(model) -> None:
 
 
 def test_a_requested_key_holds_the_music_in_its_scale(model) -> None:
-    """With the sampler's pulls (the key's profile, the phrase chords) the pitches stay in the
+    """With the sampler's pulls (the key's profile, the planned chords) the pitches stay in the
     requested scale (measured: every pitched note in it)."""
     ctl = Controls(n_sixteenths=8 * 16, bar_density=np.full(8, 10))
     for key in (harmony.parse_key("D minor"), harmony.parse_key("Bb")):
@@ -218,6 +249,11 @@ def test_a_requested_key_holds_the_music_in_its_scale(model) -> None:
         pitched = g.song.notes[g.song.notes[:, INSTRUMENT] != DRUMS]
         assert g.key == key
         assert harmony.scale_mask(key)[pitched[:, PITCH] % 12].mean() >= 0.95
+        # Not a drone on the tonic (the earlier, stronger profile pull gave 3-4 pitch classes):
+        # the planned chords move, and the bass follows their roots.
+        assert len(set(pitched[:, PITCH] % 12)) >= 5
+        bass = pitched[pitched[:, INSTRUMENT] == BASS]
+        assert len(set(bass[:, PITCH] % 12)) >= 3
 
 
 def test_the_model_alone_follows_the_key_token(model) -> None:

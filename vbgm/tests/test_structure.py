@@ -8,6 +8,8 @@ from vbgm.structure import (
     SLOT_WEIGHT,
     Group,
     fit_slots,
+    match_density,
+    phrase_degrees,
     plan_repeats,
     plan_sections,
     replay_groups,
@@ -101,6 +103,32 @@ def test_a_section_of_similar_motion_recalls_an_earlier_one():
     assert (plan_repeats(n, starts, levels, cadence_bars=3)[21:] == -1).all()
     # With a tighter tolerance there is no recall: the third section starts new.
     assert plan_repeats(n, starts, levels, recall_tolerance=0.1)[16] == -1
+
+
+def test_phrase_degrees_follow_the_progression_and_cadence() -> None:
+    degrees = phrase_degrees(12, [0])
+    assert degrees.tolist() == [0, 3, 0, 4, 0, 5, 3, 4, 0, 3, 4, 0]  # ... V, I at the end
+    assert phrase_degrees(16, [0, 6])[6:9].tolist() == [0, 3, 0]  # a section starts a period
+
+
+def test_match_density_prefers_a_source_asked_for_the_same_density() -> None:
+    n, starts = 8, [0]
+    source = plan_repeats(n, starts)
+    assert source[2] == 0
+    level = np.array([6, 10, 10, 9, 6, 10, 7, 6])
+    matched = match_density(source, starts, level)
+    _check_sources(matched)
+    assert matched[2] == 1  # bar 1 asked for 10 as bar 2 does; bar 0 for 6
+    assert matched[4] == 0  # the planned source already matches: kept
+    same = match_density(source, starts, np.full(n, 9))
+    assert (same == source).all()  # equal densities: the plan as it was
+    # With planned chords a bar re-plays only a bar with its chord, else it is new.
+    degrees = phrase_degrees(n, starts)  # 0 3 0 4 0 5 4 0
+    keyed = match_density(source, starts, level, degrees)
+    _check_sources(keyed)
+    for b, s in enumerate(keyed):
+        assert s < 0 or degrees[s] == degrees[b], (b, s)
+    assert keyed[2] == 0 and keyed[5] == -1  # bar 5 (vi): no earlier vi bar
 
 
 def test_short_sections_are_not_recalled():

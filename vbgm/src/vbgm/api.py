@@ -46,10 +46,10 @@ class Scored:
 
 
 def parse_options(genre: str = "unknown", instruments: str | Sequence[str] = "all",
-                  key: str = "free", control: float = 0.7, tempo: float | None = None,
+                  key: str = "auto", control: float = 0.7, tempo: float | None = None,
                   candidates: int = 1) -> tuple[Request, SamplingConfig, bool]:
     """The request, sampling configuration and auto-key flag of options given as the CLI's words
-    (key: "free", "auto" or a key name such as "D minor"); VbgmError on a bad one. Shared by this
+    (key: "auto", "free" or a key name such as "D minor"); VbgmError on a bad one. Shared by this
     API and `vbgm serve`, so both accept and refuse the same things as `vbgm generate`."""
     from vbgm.harmony import parse_key
     from vbgm.sampling import Request, SamplingConfig
@@ -78,7 +78,7 @@ def warm_model(checkpoint: str | None = None) -> tuple[CMT, CorpusStats]:
 
 def score_video(video: PathLike, output: PathLike, *, genre: str = "unknown",
                 instruments: str | Sequence[str] = "all", control: float = 0.7,
-                tempo: float | None = None, key: str = "free", candidates: int = 1,
+                tempo: float | None = None, key: str = "auto", candidates: int = 1,
                 seed: int = 0, keep_audio: bool = False, midi: PathLike | None = None,
                 wav: PathLike | None = None, plot: PathLike | None = None,
                 analysis: PathLike | None = None, checkpoint: PathLike | None = None,

@@ -85,3 +85,9 @@ def auto_key(brightness: float, densities: list[int], seed: int) -> int:
     (`mode_score`), the tonic drawn from the seed (the same seed, the same key)."""
     tonic = int(np.random.default_rng([seed, 12]).integers(12))
     return tonic + (12 if mode_score(brightness, densities) < 0 else 0)
+
+
+def auto_key_without_video(seed: int) -> int:
+    """`--key auto` for music without a video (`vbgm compose`): a major key (nothing to read a
+    mood from), its tonic from the seed."""
+    return auto_key(float("nan"), [], seed)

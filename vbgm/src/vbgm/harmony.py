@@ -124,15 +124,17 @@ def diatonic_triad(key: int, degree: int) -> tuple[int, int, int]:
     return pcs[0], pcs[1], pcs[2]
 
 
-# Scale degrees of the chords of a four-bar phrase in a requested key: I-vi-IV-V in major,
-# i-VI-iv-V in minor (the tonic triad twice as often as any other, then the dominant leading
-# back to it), so the key is heard rather than only its scale.
-PHRASE_DEGREES = (0, 5, 3, 4)  # the same degrees in both modes (`diatonic_triad` gives V major)
+# Scale degrees of the chords of each 8-bar period in a requested key: I-IV-I-V | I-vi-IV-V in
+# major, i-iv-i-V | i-VI-iv-V in minor. The tonic triad starts every phrase and holds three bars
+# in eight, so the key is heard rather than only its scale, and the bars the phrase form re-plays
+# (`structure.plan_repeats`: bar 2 re-plays bar 0, a phrase the one before) mostly keep their
+# source's chord.
+PHRASE_DEGREES = (0, 3, 0, 4, 0, 5, 3, 4)  # the same in both modes (`diatonic_triad`: V major)
 
 
-def phrase_chord(key: int, bar_in_phrase: int) -> tuple[int, int, int]:
-    """The triad of bar `bar_in_phrase` (0-based, cycling every four bars) of a phrase."""
-    return diatonic_triad(key, PHRASE_DEGREES[bar_in_phrase % len(PHRASE_DEGREES)])
+def phrase_chord(key: int, bar_in_section: int) -> tuple[int, int, int]:
+    """The triad of bar `bar_in_section` (0-based, cycling every 8 bars) of a section."""
+    return diatonic_triad(key, PHRASE_DEGREES[bar_in_section % len(PHRASE_DEGREES)])
 
 
 def degree_of(key: int, pitch_class: int) -> int | None:

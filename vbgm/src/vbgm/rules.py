@@ -29,10 +29,11 @@ from vbgm.corpus_stats import CorpusStats
 from vbgm.song import BASS, DRUMS, SIXTEENTHS_PER_BAR
 from vbgm.structure import (
     FILL_FROM,
-    PHRASE_BARS,
     Group,
     fit_slots,
     is_fill,
+    match_density,
+    phrase_degrees,
     plan_groove,
     plan_repeats,
     plan_sections,
@@ -50,12 +51,14 @@ ACCENT_CLASS = 6
 KICKS, CRASHES = (36, 35), (49, 57)  # General MIDI keys, the preferred one first
 # Pitches a key is inferred from before the harmony rule starts (when no key is requested).
 KEY_AFTER_NOTES = 6
-# Default pull towards a requested key: the scale of its Krumhansl-Kessler profile's log
-# (`harmony.profile_logits`; 3: tonic +1.8 logits, tones outside the key about -1.2), and of the
-# chords of its phrase progression. Measured with benchmarks/bench_keys.py: a keyed model learns
-# the scale from its key token, but the tonic must also be heard for the key to be named.
-REQUESTED_KEY_PULL = 3.0
-REQUESTED_KEY_CHORD_PULL = 1.0
+# Default pulls towards a requested key: its Krumhansl-Kessler profile's log
+# (`harmony.profile_logits`; 1: tonic +0.6 logits, tones outside the key about -0.4) and the
+# chords of its planned progression (2 logits off the chord on a beat, 1 between beats). The
+# keyed model learns the scale from its key token; the planned chords (with the bass on their
+# roots) make the key heard. Measured with benchmarks/bench_keys.py and bench_music.py: the
+# earlier profile pull of 3 made a drone on the tonic (3-4 pitch classes in a song).
+REQUESTED_KEY_PULL = 1.0
+REQUESTED_KEY_CHORD_PULL = 2.0
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,9 @@ class Rules:
     density_floor: lowest density class the model may choose for a bar (5 = one onset a beat).
     key_pull: pull towards a requested key's scale (0: the model alone keeps the key).
     key_chord_pull: pull towards the chords of the phrase progression in a requested key.
+    bass_roots: with a requested key, a bass note on a beat is its bar's chord root (`bass_root`).
+    voicing: pull (logits) away from a pitch class a chord already holds while it lacks one of
+        its chord's tones (`voicing_bias`): chords, not octaves of one note.
     """
 
     registers: bool = True
@@ -93,18 +99,22 @@ class Rules:
     density_floor: int = 5
     key_pull: float = REQUESTED_KEY_PULL
     key_chord_pull: float = REQUESTED_KEY_CHORD_PULL
+    bass_roots: bool = True
+    voicing: float = 2.5
 
 
 @dataclass
 class Plan:
     """What one candidate must do, fixed before sampling.
 
-    density: per bar, the forced density class, 0 where the model chooses.
+    density: per bar, the forced density class, 0 where the model chooses; requested: the
+    video's density class per bar, forced or not.
     beats: (M, 2) visual beats (sixteenth, strength class) to place, ascending.
     sections: first bar of each section; source: per bar, the bar it re-plays or -1;
     groove: per bar, the bar whose drum pattern it keeps, or -1; fill: per bar, whether it
     keeps it only until its last beat.
-    rhythm: instruments that carry visual beats. key: 0..23 when requested, else None.
+    rhythm: instruments that carry visual beats. key: 0..23 when requested, else None;
+    degrees: then each bar's chord as a scale degree (`structure.phrase_degrees`).
     free_plan: the ablated model (no density/strength attributes): groups and bars end freely.
     """
 
@@ -120,6 +130,8 @@ class Plan:
     rules: Rules
     groove: np.ndarray
     fill: np.ndarray
+    requested: np.ndarray
+    degrees: np.ndarray | None = None
     free_plan: bool = False
 
     @property
@@ -152,15 +164,16 @@ def make_plan(n: int, bar_density: np.ndarray, beats: np.ndarray, cuts: np.ndarr
     beats = beats[rng.random(len(beats)) < control]
     sections = plan_sections(n_bars, cuts)
     none = np.full(n_bars, -1, dtype=np.int64)
-    source = plan_repeats(n_bars, sections, requested) if rules.repeats and not free_plan \
-        else none
+    degrees = phrase_degrees(n_bars, sections) if key is not None else None
+    source = (match_density(plan_repeats(n_bars, sections, requested), sections, requested,
+                            degrees) if rules.repeats and not free_plan else none)
     drums_and_more = DRUMS in instruments and len(instruments) > 1 and DRUMS in rhythm
     groove = plan_groove(n_bars, sections) if rules.groove and not free_plan and drums_and_more \
         else none
     return Plan(n=n, density=density, beats=beats, sections=sections, source=source,
                 instruments=tuple(instruments), rhythm=tuple(rhythm), key=key, stats=stats,
                 rules=rules, groove=groove, fill=is_fill(n_bars, sections),
-                free_plan=free_plan)
+                requested=requested, degrees=degrees, free_plan=free_plan)
 
 
 @dataclass
@@ -416,6 +429,30 @@ def no_clusters(state: State, plan: Plan) -> np.ndarray | None:
     return ~bad[_PC]
 
 
+def bass_root(state: State, plan: Plan) -> np.ndarray | None:
+    """Pitch values of the chord root for a bass note that starts a beat (the first of its group
+    on a quarter note) when the bars follow a planned progression (a requested key): the model
+    alone holds one pedal note through every chord."""
+    if (state.instr != BASS or plan.degrees is None or not plan.rules.bass_roots
+            or state.chord is None or state.group_pitches or state.slot % 4):
+        return None
+    return _PC == state.chord[0]
+
+
+def voicing_bias(state: State, plan: Plan) -> np.ndarray | None:
+    """Additive pitch logits against the pitch classes a piano/guitar/strings chord already holds
+    while one of the bar's chord tones is still missing from it: a chord, not octaves."""
+    if (plan.rules.voicing <= 0 or state.instr in (DRUMS, BASS) or not state.group_pitches
+            or state.chord is None):
+        return None
+    have = {(v - 1) % 12 for v in state.group_pitches}
+    if set(state.chord) <= have:
+        return None
+    bias = np.where(np.isin(_PC, sorted(have)), -plan.rules.voicing, 0.0)
+    bias[0] = 0.0
+    return bias
+
+
 def pitch_bias(state: State, plan: Plan) -> np.ndarray | None:
     """Additive pitch logits (129,) pulling towards the key's scale and the bar's chord (twice
     as hard on its quarter notes); a bass on a quarter note leans on the root. None when
@@ -423,8 +460,9 @@ def pitch_bias(state: State, plan: Plan) -> np.ndarray | None:
     w, c = plan.rules.harmony, plan.rules.chord
     if plan.key is not None:
         c = max(c, plan.rules.key_chord_pull)
+    voicing = voicing_bias(state, plan)
     if not _pulls(plan) or state.instr == DRUMS or state.key is None:
-        return None
+        return voicing
     bias = np.where(harmony.scale_mask(state.key)[_PC], 0.0, -w)
     if plan.key is not None:  # a requested key: its profile's emphasis, tonic first
         bias += plan.rules.key_pull * harmony.profile_logits(state.key)[_PC]
@@ -433,6 +471,8 @@ def pitch_bias(state: State, plan: Plan) -> np.ndarray | None:
         bias -= np.where(np.isin(_PC, state.chord), 0.0, c * (1.0 if strong else 0.5))
         if state.instr == BASS and strong:
             bias += np.where(_PC == state.chord[0], 0.5 * c, 0.0)
+    if voicing is not None:
+        bias += voicing
     bias[0] = 0.0
     return bias
 
@@ -465,7 +505,7 @@ def allowed(state: State, plan: Plan) -> dict[int, np.ndarray]:
         p = m[vocab.PITCH]
         if plan.rules.registers:
             p = _narrow(p, register(state, plan))
-        for rule in (accent, forced_chord, no_clusters):
+        for rule in (accent, forced_chord, no_clusters, bass_root):
             p = _narrow(p, rule(state, plan))
         m[vocab.PITCH] = p
     elif plan.rules.registers and not plan.free_plan:
@@ -544,17 +584,16 @@ def _accept_note(state: State, plan: Plan, value: int, duration: int) -> np.ndar
 
 def _cadence_chord(state: State, plan: Plan) -> tuple[int, int, int] | None:
     """The last bar rests on the tonic triad, the one before on the dominant; with a requested
-    key, every bar takes its chord from the phrase's progression (`harmony.phrase_chord`), so
-    the key is heard, not only its scale."""
+    key, every bar takes its chord from the plan (`structure.phrase_degrees`), so the key is
+    heard, not only its scale."""
     if state.key is None or not _chords(plan):
         return None
+    if plan.degrees is not None:
+        return harmony.diatonic_triad(state.key, int(plan.degrees[state.bar]))
     if state.bar == plan.last_bar:
         return harmony.diatonic_triad(state.key, 0)
     if state.bar == plan.last_bar - 1:
         return harmony.diatonic_triad(state.key, 4)
-    if plan.key is not None:
-        start = max(s for s in plan.sections if s <= state.bar)
-        return harmony.phrase_chord(state.key, (state.bar - start) % PHRASE_BARS)
     return None
 
 
@@ -728,7 +767,11 @@ def _replay_rows(state: State, plan: Plan, source: int) -> list[np.ndarray]:
     groups = state.bars[source]
     used = sorted({g.slot for g in groups})
     required = sorted({s for s, _ in beats_here})
-    want = int(plan.density[state.bar]) - 1 if plan.density[state.bar] > 0 else len(used)
+    # The source's own rhythm when it was asked for the same density (as much as the control
+    # wants), else fitted to this bar's.
+    same = plan.requested[state.bar] == plan.requested[source]
+    want = (int(plan.density[state.bar]) - 1 if plan.density[state.bar] > 0 and not same
+            else len(used))
     slots = fit_slots(used, want, required, plan.last_slot(state.bar))
     out = replay_groups(groups, slots, plan.last_slot(state.bar))
     if DRUMS in plan.rhythm and plan.rules.drum_accents:

@@ -60,6 +60,10 @@ class SamplingConfig:
     int8: the recurrent step with int8 weights (generation ~1.6x faster for `medium` on one
         thread, the same distributions within a mean KL of 1e-4; `benchmarks/bench_e2e.py
         --int8`).
+    key_pitch_temperature: the pitch temperature when a key is requested. Given its key token
+        the keyed model is sure of its pitches (one pedal note through a whole song at 1.0),
+        while the key plan keeps the harmony (chords, bass roots): measured on 18 songs,
+        1.3 brings pitch variety and dissonance towards real songs' with the key still found.
     """
 
     temperature: tuple[float, ...] = (1.0, 1.2, 1.0, 1.0, 2.0, 1.0, 1.0)
@@ -69,6 +73,7 @@ class SamplingConfig:
     threads: int = 1  # torch threads while sampling: one step is tiny matrix-vector work
     rules: Rules = Rules()
     int8: bool = False  # int8 weights in the recurrent step (`CMT.step`): faster on a CPU
+    key_pitch_temperature: float = 1.3
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.control <= 1.0:
@@ -248,6 +253,9 @@ def _generate(model: CMT, controls: Controls, request: Request, config: Sampling
     rows: list[list[np.ndarray]] = [[rules.start(s, p)] for s, p in zip(states, plans)]
     feed = np.stack([r[0] for r in rows])
     key_token = keys.key_token(key) if model.config.keys != "none" else keys.ANY_KEY
+    temperature = list(config.temperature)
+    if key_token != keys.ANY_KEY:
+        temperature[SAMPLED.index(vocab.PITCH)] = config.key_pitch_temperature
     int8 = config.int8 and int8_available()
     init = torch.from_numpy(init_tokens(request.genre, request.instruments, key_token))
     state = model.init_state(init[None].expand(candidates, -1, -1).contiguous())
@@ -259,7 +267,7 @@ def _generate(model: CMT, controls: Controls, request: Request, config: Sampling
         h, state = model.step(torch.from_numpy(feed), state, int8=int8)
         masks = [rules.allowed(s, p) for s, p in zip(states, plans)]
         logits = _mask_logits(model.type_logits(h), [m[vocab.TYPE] for m in masks])
-        types = sample_top_p(logits, config.temperature[0], config.top_p[0], gen)
+        types = sample_top_p(logits, temperature[0], config.top_p[0], gen)
         sampled = {vocab.TYPE: types}
         for j, (col, lg) in enumerate(zip(SAMPLED[1:], model.field_logits(h, types)), start=1):
             if lg is None:  # an ablated (baseline) model predicts no density or strength
@@ -268,7 +276,7 @@ def _generate(model: CMT, controls: Controls, request: Request, config: Sampling
             biases = ([rules.pitch_bias(s, p) for s, p in zip(states, plans)]
                       if col == vocab.PITCH else None)
             lg = _mask_logits(lg, [m[col] for m in masks], biases)
-            sampled[col] = sample_top_p(lg, config.temperature[j], config.top_p[j], gen)
+            sampled[col] = sample_top_p(lg, temperature[j], config.top_p[j], gen)
         for b, (s, p) in enumerate(zip(states, plans)):
             if s.done:
                 continue

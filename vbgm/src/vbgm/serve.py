@@ -32,7 +32,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -380,6 +380,7 @@ def compose_job(engine: Engine, seconds: float, tempo: float, options: dict[str,
     import tempfile as tf
 
     from vbgm.api import parse_options
+    from vbgm.controls import auto_key_without_video
     from vbgm.midi import song_to_score
     from vbgm.pipeline import compose, free_controls, render_outputs
     from vbgm.render import write_wav
@@ -388,7 +389,9 @@ def compose_job(engine: Engine, seconds: float, tempo: float, options: dict[str,
     if seconds > engine.config.max_seconds:
         raise VbgmError(f"length {seconds:g} s is longer than the limit of "
                         f"{engine.config.max_seconds:g} s")
-    request, _, _ = parse_options(options["genre"], options["instruments"], options["key"])
+    request, _, auto = parse_options(options["genre"], options["instruments"], options["key"])
+    if auto and request.key is None:
+        request = replace(request, key=auto_key_without_video(options["seed"]))
     controls = free_controls(seconds, tempo)
     folder = engine.new_job()
     mid, wav = folder / "music.mid", folder / "music.wav"
@@ -467,7 +470,7 @@ def _options(genre: str, instruments: list[str], control: float, tempo: float | 
              candidates: float, seed: float, keep_audio: bool, stems: bool = False
              ) -> dict[str, Any]:
     return {"genre": genre, "instruments": list(instruments or []), "control": float(control),
-            "tempo": float(tempo) if tempo else None, "key": key or "free",
+            "tempo": float(tempo) if tempo else None, "key": key or "auto",
             "candidates": int(candidates or 1), "seed": int(seed or 0),
             "keep_audio": bool(keep_audio), "stems": bool(stems)}
 
@@ -497,7 +500,7 @@ def build_app(engine: Engine):
     from vbgm.song import GENRE_IDS
 
     cfg = engine.config
-    keys = ["free", "auto"] + [key_name(k) for k in range(24)]
+    keys = ["auto", "free"] + [key_name(k) for k in range(24)]
     keep_s = max(1, round(cfg.keep_minutes * 60))
 
     def results(folder: Path, summary: str):
@@ -563,8 +566,8 @@ def build_app(engine: Engine):
                     with gr.Row():
                         tempo = gr.Number(0, label="Tempo, bpm (0 = from the video)",
                                           minimum=0, maximum=300)
-                        key = gr.Dropdown(keys, value="free", allow_custom_value=True,
-                                          label="Key (free, auto, or a key)")
+                        key = gr.Dropdown(keys, value="auto", allow_custom_value=True,
+                                          label="Key (auto, free, or a key)")
                     with gr.Row():
                         candidates = gr.Number(1, precision=0, minimum=1, maximum=8,
                                                label="Candidates (best fit kept)")
@@ -597,7 +600,7 @@ def build_app(engine: Engine):
                     c_instruments = gr.CheckboxGroup(list(INSTRUMENT_NAMES),
                                                      value=list(INSTRUMENT_NAMES),
                                                      label="Instruments")
-                    c_key = gr.Dropdown(keys[:1] + keys[2:], value="free",
+                    c_key = gr.Dropdown(keys, value="auto",
                                         allow_custom_value=True, label="Key")
                     c_seed = gr.Number(0, precision=0, label="Seed")
                     c_go = gr.Button("Compose", variant="primary", elem_id="compose")

@@ -7,7 +7,8 @@ Pure planning over bar indices, made before sampling:
   bar 2 re-plays bar 0; later phrases re-play the phrase before them, each 8-bar period's last bar
   new again (the variation at the phrase end). A section whose motion level is close to an
   earlier section's recalls that section's bars. The last bar of a section (its transition) and
-  the last bar of the song (the cadence) are always new.
+  the last bar of the song (the cadence) are always new. `match_density` then lets a re-played
+  bar take the earlier new bar of its section whose requested density is closest to its own.
 - `replay_groups`: a re-played bar's note groups, fitted to the bar's own density and visual beats:
   weaker slots dropped or copies of neighbouring groups added until the count matches.
 """
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vbgm.harmony import PHRASE_DEGREES
 from vbgm.song import SIXTEENTHS_PER_BAR
 
 PHRASE_BARS = 4
@@ -85,6 +87,47 @@ def plan_repeats(n_bars: int, starts: list[int], bar_level: np.ndarray | None = 
         if source[b] >= 0 and source[source[b]] >= 0:
             source[b] = source[source[b]]
     return source
+
+
+def phrase_degrees(n_bars: int, starts: list[int]) -> np.ndarray:
+    """Per bar, the scale degree (0..6) of its chord when a key is requested: each section's
+    periods follow `harmony.PHRASE_DEGREES`; the song's last bar is the tonic and the one before
+    it the dominant (the cadence)."""
+    sec = section_of(starts, n_bars)
+    r = np.arange(n_bars) - np.asarray(starts, dtype=np.int64)[sec]
+    degrees = np.asarray(PHRASE_DEGREES, dtype=np.int64)[r % len(PHRASE_DEGREES)]
+    if n_bars >= 2:
+        degrees[-2] = 4
+    degrees[-1:] = 0
+    return degrees
+
+
+def match_density(source: np.ndarray, starts: list[int], level: np.ndarray,
+                  degrees: np.ndarray | None = None) -> np.ndarray:
+    """Re-point each re-played bar to the earlier new bar of its section whose requested density
+    (`level`, per bar) is closest to its own, the planned source winning ties (then the nearest).
+
+    A re-played bar is fitted to its own density (`fit_slots`): from a source asked for the same
+    density it keeps the source's rhythm whole, so the repeat is heard; from a much sparser or
+    busier one it keeps the chords but not the rhythm. Phrase-end bars (fills) are not sources.
+    degrees: per bar, its planned chord (`phrase_degrees`): a bar only re-plays one with the
+    same chord, and is new when there is none.
+    """
+    out = source.copy()
+    level = np.asarray(level, dtype=np.float64)
+    if len(level) < len(source):
+        return out
+    sec = section_of(starts, len(source))
+    for b in np.flatnonzero(source >= 0):
+        planned = int(source[b])
+        start = starts[sec[b]]
+        cands = [k for k in range(start, b) if source[k] == -1
+                 and (k - start) % PERIOD_BARS != PERIOD_BARS - 1] + [planned]
+        if degrees is not None:
+            cands = [k for k in cands if degrees[k] == degrees[b]]
+        out[b] = (min(cands, key=lambda k: (abs(level[k] - level[b]), k != planned, b - k))
+                  if cands else -1)
+    return out
 
 
 def plan_groove(n_bars: int, starts: list[int]) -> np.ndarray:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from vbgm.commands.generate import (
@@ -39,6 +40,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Check the request and the destination, then write the MIDI (and WAV) as one transaction."""
+    from vbgm.controls import auto_key_without_video
     from vbgm.errors import VbgmError
     from vbgm.midi import song_to_score
     from vbgm.pipeline import (
@@ -54,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
     from vbgm.transaction import Transaction, check_destinations, check_targets, room_for
 
     request = parse_request(args)
+    if args.key.strip().lower() == "auto":
+        request = replace(request, key=auto_key_without_video(args.seed))
     if args.bars is not None:
         if not 1 <= args.bars <= 1000:
             raise VbgmError(f"--bars {args.bars}: give a number of bars between 1 and 1000")

@@ -21,10 +21,11 @@ def add_sampling_args(p: argparse.ArgumentParser) -> None:
                    help="unknown, metal, country, dance, electronic, pop or rock")
     p.add_argument("--instruments", default="all",
                    help="comma list of drums,piano,guitar,bass,strings (default all)")
-    p.add_argument("--key", default="free", metavar="KEY",
-                   help="the music's key: 'D minor', 'Db', 'c#m', ...; 'auto' = major or minor "
-                        "from the picture (see `vbgm analyze`), tonic from the seed; 'free' "
-                        "(default) = the music's own, from its first notes")
+    p.add_argument("--key", default="auto", metavar="KEY",
+                   help="the music's key: 'D minor', 'Db', 'c#m', ...; 'auto' (default) = major "
+                        "or minor from the picture (see `vbgm analyze`; major without a video), "
+                        "tonic from the seed; 'free' = no key plan, the model's own from its "
+                        "first notes")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same music)")
     p.add_argument("--candidates", type=int, default=1, metavar="K",
                    help="generate K songs in one batch and keep the best fit")
