@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
@@ -15,8 +15,25 @@ import torch
 from vbgm.cli import main
 from vbgm.corpus_stats import FILE_NAME, read
 from vbgm.dataset import Dataset, prepare
-from vbgm.model import load_checkpoint
-from vbgm.train import TrainConfig, dataset_stats, plan_epoch, train
+from vbgm.model import CMT, load_checkpoint
+from vbgm.train import (
+    LEGACY_DEFAULTS,
+    TrainConfig,
+    _autocast,
+    _WithLoss,
+    collate,
+    cpu_bf16_native,
+    dataset_stats,
+    idle_threads,
+    make_optimizer,
+    make_step,
+    pad_batch,
+    plan_epoch,
+    restore_config,
+    train,
+)
+
+from vbgm import train as train_mod
 
 TC = TrainConfig(model="tiny", steps=6, batch_size=3, seq_len=48, warmup=2, eval_every=3,
                  eval_batches=2, ckpt_every=2, log_every=1, cond_dropout=0.5, seed=3)
@@ -139,6 +156,17 @@ def test_resume_accepts_repeated_flags_and_refuses_conflicting_ones(dataset_dir,
     extra = load_checkpoint(run / "last.pt")[1]["extra"]
     assert extra["step"] == 4 and extra["train"]["model"] == "tiny"
     assert extra["train"]["batch_size"] == 2 and set(extra["rng"][0]) == {"cpu"}
+    # a new run without --cpu-bf16 takes bf16 where the CPU has it natively (measured faster)
+    assert extra["train"]["cpu_bf16"] == cpu_bf16_native()
+    assert not extra["train"]["compile"]
+
+
+def test_idle_threads_leaves_the_busy_cores_alone():
+    assert idle_threads(load=0.1, cores=2) == 2
+    assert idle_threads(load=1.2, cores=2) == 1
+    assert idle_threads(load=6.0, cores=2) == 1
+    assert idle_threads(load=3.0, cores=16) == 13
+    assert 1 <= idle_threads() <= (os.cpu_count() or 1)
 
 
 def test_init_from_starts_a_new_run_from_shipped_weights(dataset_dir, tmp_path, capsys):
@@ -198,3 +226,127 @@ def test_torchrun_two_processes_hold_the_same_weights(dataset_dir, tmp_path):
                              eval_every=3, eval_batches=1, ckpt_every=3, seed=1))
     alone = train(ds, tmp_path / "alone", tc, progress=False)["model"].state_dict()
     assert not torch.equal(alone["in_proj.weight"], r0["in_proj.weight"])
+
+
+# ---- speed options: padded static batches, torch.compile, CPU bf16 autocast ----
+def _one_batch(dataset_dir: Path, B: int = 3, T: int = 40) -> tuple[torch.Tensor, ...]:
+    ds = Dataset.load(dataset_dir)
+    lengths = {i: len(ds.tokens(i)) for i in ds.split("train")}
+    batch = next(b for b in plan_epoch(lengths, B, T, 0, 0) if len(b) == B)
+    return collate(ds, batch)
+
+
+def test_padding_a_batch_to_the_full_shape_changes_neither_loss_nor_gradients(dataset_dir):
+    """A compiled step pads every batch to (batch_size, seq_len): causal attention, masked
+    rows and a mean over real rows make that exact."""
+    init, x, y, mask = _one_batch(dataset_dir)
+    mask[1, 25:] = False  # a shorter window inside the batch
+    torch.manual_seed(0)
+    model = CMT(replace(TC.model_config(), dropout=0.0)).train()
+
+    def loss_and_grads(*batch):
+        model.zero_grad()
+        loss, _ = model.loss(*batch)
+        loss.backward()
+        return loss.detach(), {k: p.grad.clone() for k, p in model.named_parameters()
+                               if p.grad is not None}
+
+    padded = pad_batch(init, x, y, mask, 5, 70)
+    assert padded[1].shape == (5, 70, 9) and padded[0].shape == (5, 7, 3)
+    assert int(padded[3].sum()) == int(mask.sum())
+    assert pad_batch(init, x, y, mask, 3, 40)[1] is x  # already full: untouched
+    l0, g0 = loss_and_grads(init, x, y, mask)
+    l1, g1 = loss_and_grads(*padded)
+    assert torch.allclose(l0, l1, atol=1e-5)
+    assert g0.keys() == g1.keys()
+    for k in g0:
+        assert torch.allclose(g0[k], g1[k], atol=1e-5, rtol=1e-4), k
+    with pytest.raises(ValueError):
+        pad_batch(init, x, y, mask, 2, 70)
+
+
+def test_cpu_bf16_autocast_keeps_the_loss_and_the_cuda_path(dataset_dir):
+    init, x, y, mask = _one_batch(dataset_dir)
+    torch.manual_seed(0)
+    model = CMT(replace(TC.model_config(), dropout=0.0)).train()
+    with _autocast(torch.device("cpu"), cpu_bf16=False):
+        full, _ = model.loss(init, x, y, mask)
+    with _autocast(torch.device("cpu"), cpu_bf16=True):
+        half, per_field = model.loss(init, x, y, mask)
+    assert half.dtype == torch.float32 and all(v.dtype == torch.float32
+                                               for v in per_field.values())
+    assert abs(float(half.detach()) - float(full.detach())) < 0.05 * float(full.detach())
+    # the GPU path is unchanged: bf16 autocast on CUDA whatever cpu_bf16 says
+    with pytest.warns(UserWarning):  # no CUDA here: torch disables it, but the request stands
+        ctx = _autocast(torch.device("cuda"), cpu_bf16=False)
+    assert (ctx.device, ctx.fast_dtype) == ("cuda", torch.bfloat16)
+    assert not _autocast(torch.device("cpu"))._enabled
+
+
+def test_runs_stored_before_the_speed_options_resume_as_they_were_trained():
+    old = {k: v for k, v in asdict(TC).items() if k not in LEGACY_DEFAULTS}
+    restored = restore_config(old)
+    assert (restored.compile, restored.cpu_bf16) == (False, False)
+    assert replace(restored, **LEGACY_DEFAULTS) == replace(TC, **LEGACY_DEFAULTS)
+    assert restore_config(asdict(replace(TC, cpu_bf16=True))).cpu_bf16
+
+
+def test_compiled_bf16_run_keeps_plain_checkpoints_resume_and_init_from(dataset_dir, tmp_path,
+                                                                        monkeypatch, capsys):
+    """--compile --cpu-bf16 through the CLI (a light compile backend: the wrapping, the static
+    shapes and the checkpoints are what is tested): the checkpoints hold the plain state_dict,
+    load with the loader, resume exactly and start an --init-from run."""
+    monkeypatch.setattr(train_mod, "COMPILE_BACKEND", "aot_eager")
+    torch._dynamo.reset()
+    common = ["--config", "tiny", "--batch-size", "3", "--seq-len", "48", "--eval-every", "3",
+              "--ckpt-every", "2", "--warmup", "2", "--seed", "3", "--no-progress",
+              "--compile", "--cpu-bf16", "--threads", "1"]
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert main(["train", str(dataset_dir), "-o", str(a), "--steps", "5", *common]) == 0
+    assert main(["train", str(dataset_dir), "-o", str(b), "--steps", "5", "--stop-after", "3",
+                 *common]) == 0
+    capsys.readouterr()
+    # the stored speed settings are the run's: changing them on resume is a conflict
+    assert main(["train", str(dataset_dir), "-o", str(b), "--resume", "--no-cpu-bf16"]) == 2
+    assert "cpu_bf16: True -> False" in capsys.readouterr().err
+    assert main(["train", str(dataset_dir), "-o", str(b), "--resume", "--no-progress"]) == 0
+    for run in (a, b):
+        raw = torch.load(run / "last.pt", weights_only=False)
+        assert not any("_orig_mod" in k or k.startswith("module.") for k in raw["model"])
+        assert raw["extra"]["train"]["compile"] and raw["extra"]["train"]["cpu_bf16"]
+        assert raw["extra"]["step"] == 5
+    wa, wb = _weights(a / "last.pt"), _weights(b / "last.pt")
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), k
+    model, meta = load_checkpoint(a / "model.pt")
+    assert meta["config"].n_layer == 2
+    assert main(["train", str(dataset_dir), "-o", str(tmp_path / "c"), "--steps", "1",
+                 "--init-from", str(a / "model.pt"), "--lr", "0", *common]) == 0
+    got, want = _weights(tmp_path / "c" / "last.pt"), _weights(a / "model.pt")
+    assert all(torch.allclose(got[k], want[k]) for k in want)
+
+
+@pytest.mark.skipif(os.environ.get("VBGM_COMPILE_TEST") != "1",
+                    reason="the inductor build takes 1-3 min on 2 cores: VBGM_COMPILE_TEST=1")
+def test_inductor_compiled_step_matches_the_eager_step(dataset_dir):
+    """The real backend (a C++ build of the tiny model): the same losses and update as eager."""
+    import shutil
+
+    if shutil.which("g++") is None and shutil.which("c++") is None:
+        pytest.skip("torch.compile needs a C++ compiler")
+    torch._dynamo.reset()
+    batch = _one_batch(dataset_dir, 3, 40)
+    results = []
+    for compiled in (False, True):
+        torch.manual_seed(0)
+        tc = replace(TC, batch_size=3, seq_len=48, compile=compiled)
+        cmt = CMT(replace(tc.model_config(), dropout=0.0)).train()
+        opt = make_optimizer(cmt, tc)
+        run, step = make_step(_WithLoss(cmt), cmt, opt, tc, torch.device("cpu"))
+        losses = [float(step(*batch)[0]) for _ in range(2)]
+        assert (run is not cmt) and all("_orig_mod" not in k for k in cmt.state_dict())
+        results.append((losses, cmt.state_dict()))
+    (l0, s0), (l1, s1) = results
+    assert l0 == pytest.approx(l1, abs=1e-4)
+    for k in s0:
+        assert torch.allclose(s0[k], s1[k], atol=1e-5), k

@@ -12,6 +12,12 @@ validation loss), `model.pt` (best weights in float16: the file to ship), `log.c
 `curves.png`. Every checkpoint carries the dataset's corpus statistics (`extra["corpus_stats"]`),
 so the sampler's register rules follow the corpus the model learnt. Only rank 0 writes. Under
 `torchrun` each rank takes every world-th batch.
+
+Speed (benchmarks/bench_train_speed.py): on a CPU with native bfloat16 (AVX512-BF16 or AMX)
+`cpu_bf16` runs the linear maps under bf16 autocast (the attention sums and the losses stay in
+float32); `compile` wraps the forward and loss in `torch.compile`, with every batch padded to
+(batch_size, seq_len) so one static graph serves the whole run. Checkpoints hold the plain
+model's state_dict either way. On CUDA training always runs under bf16 autocast.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import io
 import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -29,6 +35,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vbgm import corpus_stats, keys
@@ -70,12 +77,25 @@ class TrainConfig:
     seed: int = 0
     init_from: str = ""  # a checkpoint whose weights a new run starts from ("" = random)
     keys: str = "none"  # key regime (`vbgm.keys`): none | augment | normalise
+    compile: bool = False  # torch.compile the forward + loss (static shapes: padded batches)
+    cpu_bf16: bool = False  # bf16 autocast on CPU (CUDA always uses it; `vbgm train` turns it
+    # on where the CPU has native bf16, `cpu_bf16_native`)
 
     def model_config(self) -> CMTConfig:
         if self.model not in CONFIGS:
             raise VbgmError(f"unknown model config {self.model!r} (choose {sorted(CONFIGS)})")
         return CMTConfig(**{**asdict(CONFIGS[self.model]), "ablate_controls": self.ablate_controls,
                             "keys": keys.check_regime(self.keys)})
+
+
+# Values of settings added later, for runs stored before they existed (resume stays exact).
+LEGACY_DEFAULTS: dict[str, Any] = {"compile": False, "cpu_bf16": False}
+
+
+def restore_config(stored: dict[str, Any]) -> TrainConfig:
+    """The TrainConfig of a stored run (`extra["train"]` of its checkpoint); a setting the run
+    predates takes the value that reproduces how it was trained (LEGACY_DEFAULTS)."""
+    return TrainConfig(**{**LEGACY_DEFAULTS, **stored})
 
 
 # ---- data ----
@@ -143,6 +163,25 @@ def collate(ds: SongSource, batch: list[Window]) -> tuple[Tensor, Tensor, Tensor
         init[b, 1, 1] = w.key_token
     return (torch.from_numpy(init), torch.from_numpy(x), torch.from_numpy(y),
             torch.from_numpy(mask))
+
+
+def pad_batch(init: Tensor, x: Tensor, y: Tensor, mask: Tensor, batch_size: int, seq_len: int
+              ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """A collated batch zero-padded to (batch_size, seq_len) rows, the padding masked out.
+
+    The loss does not change: attention is causal (trailing rows cannot reach earlier ones),
+    padded rows are masked and the loss is a mean over real rows. A compiled step then sees one
+    shape for the whole run instead of recompiling for each window length.
+    """
+    B, T = mask.shape
+    if B > batch_size or T > seq_len:
+        raise ValueError(f"batch {B}x{T} exceeds {batch_size}x{seq_len}")
+    if (B, T) == (batch_size, seq_len):
+        return init, x, y, mask
+    db, dt = batch_size - B, seq_len - T
+    init = F.pad(init, (0, 0, 0, 0, 0, db))
+    x, y = (F.pad(t, (0, 0, 0, dt, 0, db)) for t in (x, y))
+    return init, x, y, F.pad(mask, (0, dt, 0, db))
 
 
 # ---- distributed ----
@@ -258,10 +297,66 @@ def split_losses(model: CMT, ds: SongSource, split: str = "valid", seq_len: int 
                                     for b in range(0, len(windows), batch_size)])
 
 
-def _autocast(device: torch.device) -> Any:
+def _autocast(device: torch.device, cpu_bf16: bool = False) -> Any:
+    """bf16 autocast on CUDA (always) and, when asked, on CPU; else a disabled context."""
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
-    return torch.autocast("cpu", enabled=False)
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=cpu_bf16)
+
+
+def cpu_bf16_native() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX), the case where CPU bf16
+    autocast pays (benchmarks/bench_train_speed.py); without it bf16 is emulated and slower."""
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    try:
+        return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
+    except Exception:  # a torch build without the probes
+        return False
+
+
+def idle_threads(load: float | None = None, cores: int | None = None) -> int:
+    """CPU threads for one training process: the cores other work leaves idle (cores minus the
+    1-minute load average, rounded), at least one. On a shared CPU two OpenMP threads that wait
+    for a descheduled partner are several times slower than one (bench_train_speed)."""
+    cores = cores or os.cpu_count() or 1
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except OSError:
+            load = 0.0
+    return max(1, min(cores, cores - round(load)))
+
+
+COMPILE_BACKEND = "inductor"  # torch.compile backend of `compile` (tests use a lighter one)
+
+
+def make_step(net: nn.Module, cmt: CMT, opt: torch.optim.Optimizer, tc: TrainConfig,
+              device: torch.device
+              ) -> tuple[nn.Module, Callable[[Tensor, Tensor, Tensor, Tensor],
+                                             tuple[Tensor, Tensor]]]:
+    """The training step of `train`: (the module it runs, maybe compiled; step(init, x, y,
+    mask) -> (loss, gradient norm)). A step is forward + loss under the run's autocast,
+    backward, gradient clipping and an optimiser step when the norm is finite. With
+    `tc.compile` the module is `torch.compile`d and batches are padded to (batch_size,
+    seq_len); the weights stay `cmt`'s, so its state_dict has no `_orig_mod.` prefix.
+    """
+    run = torch.compile(net, backend=COMPILE_BACKEND) if tc.compile else net
+    params = list(cmt.parameters())
+
+    def step(init: Tensor, x: Tensor, y: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        if tc.compile:
+            init, x, y, mask = pad_batch(init, x, y, mask, tc.batch_size, tc.seq_len)
+        with _autocast(device, tc.cpu_bf16):
+            loss, _ = run(init, x, y, mask)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        # The norm is of the all-reduced gradients, so every rank takes the same decision.
+        norm = torch.nn.utils.clip_grad_norm_(params, tc.grad_clip)
+        if torch.isfinite(norm):
+            opt.step()
+        return loss.detach(), norm
+
+    return run, step
 
 
 # ---- run directory ----
@@ -349,7 +444,7 @@ def stored_config(run_dir: str | Path) -> TrainConfig:
     last = Path(run_dir) / "last.pt"
     if not last.is_file():
         raise VbgmError(f"{last}: nothing to resume (no checkpoint in the run directory)")
-    return TrainConfig(**load_checkpoint(last)[1]["extra"]["train"])
+    return restore_config(load_checkpoint(last)[1]["extra"]["train"])
 
 
 def config_conflicts(stored: TrainConfig, given: dict[str, Any]) -> list[str]:
@@ -424,7 +519,7 @@ def train(ds: SongSource, run_dir: str | Path, tc: TrainConfig | None = None,
             raise VbgmError(f"{last}: nothing to resume (no checkpoint in the run directory)")
         resumed, meta = load_checkpoint(last)
         ckpt_meta = meta["extra"]
-        tc = TrainConfig(**ckpt_meta["train"])
+        tc = restore_config(ckpt_meta["train"])
     elif last.is_file():
         raise VbgmError(f"{run_dir}: already holds a run (last.pt); pass --resume or another -o")
     elif tc is None:
@@ -457,6 +552,7 @@ def train(ds: SongSource, run_dir: str | Path, tc: TrainConfig | None = None,
         net = nn.parallel.DistributedDataParallel(
             net, device_ids=[d.device.index] if d.device.type == "cuda" else None)
     opt = make_optimizer(cmt, tc)
+    _, train_step = make_step(net, cmt, opt, tc, d.device)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, tc))
     step, epoch, pos, best = 0, 0, 0, math.inf
     torch.manual_seed(tc.seed + 1000 * d.rank + 1)  # dropout stream of this rank
@@ -507,15 +603,8 @@ def train(ds: SongSource, run_dir: str | Path, tc: TrainConfig | None = None,
             fit_from = time.perf_counter()
         epoch, pos, batch = next(data)
         init, x, y, mask = (t.to(d.device) for t in collate(ds, batch))
-        with _autocast(d.device):
-            loss, _ = net(init, x, y, mask)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        # The norm is of the all-reduced gradients, so every rank takes the same decision.
-        norm = torch.nn.utils.clip_grad_norm_(cmt.parameters(), tc.grad_clip)
-        if torch.isfinite(norm):
-            opt.step()
-        else:
+        loss, norm = train_step(init, x, y, mask)
+        if not torch.isfinite(norm):
             skipped += 1
             if skipped > 20:
                 raise VbgmError(f"{run_dir}: {skipped} non-finite gradients; resume from "

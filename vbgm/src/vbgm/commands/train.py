@@ -6,11 +6,16 @@ Multi-process: `torchrun --nproc_per_node N -m vbgm.cli train ...` (gloo on CPU,
 a stored setting is accepted, one that differs is an error (only --steps and --stop-after may
 change). Without --resume a folder that already holds a run is refused; --init-from starts a new
 run from given weights.
+
+Speed on CPU (benchmarks/bench_train_speed.py): a new run trains under bf16 autocast where the
+CPU has native bf16 (--no-cpu-bf16 to refuse), and takes the threads the load leaves idle
+(--threads to choose); --compile is available but was no faster on 2 cores.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -42,15 +47,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--ablate-controls", action="store_true",
                    help="baseline without density/strength/p_beat (the paper's ablation)")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="torch.compile the forward and loss (a minute or more to build; no "
+                        "faster than eager on a 2-core CPU, so off by default)")
+    p.add_argument("--cpu-bf16", action=argparse.BooleanOptionalAction, default=None,
+                   help="bf16 autocast on CPU (default: on where the CPU has native bf16, "
+                        "AVX512-BF16 or AMX; CUDA always trains in bf16)")
     p.add_argument("--threads", type=int,
-                   help="CPU threads per process (1 is faster when the CPU is shared)")
+                   help="CPU threads per process (default: the cores the load average leaves "
+                        "idle, at least 1; on a shared CPU 1 is several times faster than 2)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
 _OPTIONS = {"batch_size": "batch_size", "seq_len": "seq_len", "lr": "lr", "warmup": "warmup",
             "eval_every": "eval_every", "ckpt_every": "ckpt_every",
-            "cond_dropout": "cond_dropout", "seed": "seed", "keys": "keys"}
+            "cond_dropout": "cond_dropout", "seed": "seed", "keys": "keys",
+            "compile": "compile", "cpu_bf16": "cpu_bf16"}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,7 +71,14 @@ def run(args: argparse.Namespace) -> int:
 
     from vbgm.dataset import Dataset
     from vbgm.errors import VbgmError
-    from vbgm.train import TrainConfig, config_conflicts, stored_config, train
+    from vbgm.train import (
+        TrainConfig,
+        config_conflicts,
+        cpu_bf16_native,
+        idle_threads,
+        stored_config,
+        train,
+    )
 
     given = {k: getattr(args, a) for a, k in _OPTIONS.items() if getattr(args, a) is not None}
     if args.config is not None:
@@ -79,11 +99,15 @@ def run(args: argparse.Namespace) -> int:
         if conflicts:
             raise VbgmError(f"{args.output}: --resume continues the stored settings; only "
                             f"--steps and --stop-after may change ({'; '.join(conflicts)})")
+    else:  # a new run: speed defaults measured by benchmarks/bench_train_speed.py
+        given.setdefault("cpu_bf16", cpu_bf16_native())
     tc = replace(TrainConfig(), **given)
-    if args.threads:
-        import torch
+    import torch
 
+    if args.threads:
         torch.set_num_threads(args.threads)
+    elif int(os.environ.get("WORLD_SIZE", "1")) == 1 and not torch.cuda.is_available():
+        torch.set_num_threads(idle_threads())  # under torchrun each rank takes its share
     ds = Dataset.load(args.dataset)
     summary = train(ds, args.output, tc, resume=args.resume, steps=args.steps,
                     stop_after=args.stop_after, progress=not args.no_progress,
