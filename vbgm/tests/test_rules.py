@@ -113,6 +113,10 @@ def test_harmony_pulls_to_the_scale_and_the_chord() -> None:
     assert bias[value[6]] < -0.2 < bias[value[2]]
     in_chord = rules.pitch_bias(state, keyed)
     assert in_chord[value[2]] < 0 < in_chord[value[4]]  # D is no tone of the C major chord
+    # Between the beats a requested key's pulls keep `key_offbeat` of their strength.
+    loose = replace(keyed, rules=Rules(key_offbeat=0.25))
+    on, off = rules.pitch_bias(state, loose), rules.pitch_bias(replace(state, slot=2), loose)
+    assert np.allclose(off[1:], 0.25 * on[1:])
     assert rules.pitch_bias(state, replace(keyed, rules=Rules(key_pull=0, key_chord_pull=0))
                             ) is None  # the model alone keeps the key
 

@@ -109,6 +109,7 @@ def test_phrase_degrees_follow_the_progression_and_cadence() -> None:
     degrees = phrase_degrees(12, [0])
     assert degrees.tolist() == [0, 3, 0, 4, 0, 5, 3, 4, 0, 3, 4, 0]  # ... V, I at the end
     assert phrase_degrees(16, [0, 6])[6:9].tolist() == [0, 3, 0]  # a section starts a period
+    assert phrase_degrees(4, [0]).tolist() == [0, 3, 0, 0]  # too short for a V-I cadence
 
 
 def test_match_density_prefers_a_source_asked_for_the_same_density() -> None:

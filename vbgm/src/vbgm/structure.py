@@ -91,12 +91,13 @@ def plan_repeats(n_bars: int, starts: list[int], bar_level: np.ndarray | None = 
 
 def phrase_degrees(n_bars: int, starts: list[int]) -> np.ndarray:
     """Per bar, the scale degree (0..6) of its chord when a key is requested: each section's
-    periods follow `harmony.PHRASE_DEGREES`; the song's last bar is the tonic and the one before
-    it the dominant (the cadence)."""
+    periods follow `harmony.PHRASE_DEGREES`; the song's last bar is the tonic and, in a song of
+    a period or more, the one before it the dominant (the cadence; a shorter song keeps its
+    phrase's chord there, so that its bar 2 can still re-play bar 0)."""
     sec = section_of(starts, n_bars)
     r = np.arange(n_bars) - np.asarray(starts, dtype=np.int64)[sec]
     degrees = np.asarray(PHRASE_DEGREES, dtype=np.int64)[r % len(PHRASE_DEGREES)]
-    if n_bars >= 2:
+    if n_bars >= PERIOD_BARS:
         degrees[-2] = 4
     degrees[-1:] = 0
     return degrees
