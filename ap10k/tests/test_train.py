@@ -357,3 +357,87 @@ def test_resume_reloads_the_run_config_and_rejects_conflicting_flags(
     capsys.readouterr()
     assert main(["train", "-o", str(tmp_path / "none"), "--resume"]) == 2
     assert "nothing to resume" in capsys.readouterr().err
+
+
+def _compile_config(tiny_synth: Path, out: Path, epochs: int = 1) -> TrainConfig:
+    """A small model on the tiny synthetic set (3 steps an epoch), with torch.compile on."""
+    return TrainConfig(model="resnet18", model_options={"deconv_channels": 32},
+                       train=str(tiny_synth / "annotations" / "synth-train.json"),
+                       images=str(tiny_synth / "data"), out=str(out), epochs=epochs, batch_size=4,
+                       lr=1e-3, warmup_iters=0, workers=0, compile=True,
+                       pipeline=PipelineConfig(input_size=64, heatmap_size=16))
+
+
+def test_plain_state_dict_strips_compile_and_ddp_prefixes() -> None:
+    from ap10k.train import plain_state_dict
+
+    assert plain_state_dict({"_orig_mod.a.weight": 1, "_orig_mod.b": 2}) == {"a.weight": 1,
+                                                                               "b": 2}
+    assert plain_state_dict({"module._orig_mod.a": 1, "module._orig_mod.b": 2}) == {"a": 1,
+                                                                                    "b": 2}
+    assert plain_state_dict({"_orig_mod.module.a": 1}) == {"a": 1}
+    # a prefix only some keys carry is a name of the model's own
+    mixed = {"module.a": 1, "b": 2}
+    assert plain_state_dict(mixed) == mixed and plain_state_dict({}) == {}
+
+
+def test_compile_failure_falls_back_with_one_warning(tiny_synth: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    calls = []
+
+    def broken_compile(model: torch.nn.Module, **_: object):  # the build fails at first call
+        def run(*args: object, **kwargs: object) -> None:
+            calls.append(1)
+            raise RuntimeError("no C++ compiler found\nlong traceback")
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    cfg = _compile_config(tiny_synth, tmp_path / "run", epochs=2)
+    result = train(cfg, progress=False)
+    assert result.epochs_done == 2 and calls == [1]  # tried once, eager afterwards
+    err = [line for line in capsys.readouterr().err.splitlines() if line]
+    assert err == ["ap10k: warning: torch.compile failed (RuntimeError: no C++ compiler "
+                   "found); training without it"]
+    assert torch.load(tmp_path / "run" / "last.pt", weights_only=False)["iteration"] == 6
+
+
+def test_compiled_training_writes_a_plain_loadable_checkpoint(
+        tiny_synth: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The real build (inductor, C++) takes a minute or more on 2 busy cores, too slow for the
+    # suite: this runs torch.compile with its "eager" backend (dynamo traces the model, the
+    # compiled module wraps it as `_orig_mod`); AP10K_TEST_INDUCTOR=1 runs the real build.
+    from ap10k.inference import load_checkpoint
+
+    real_compile = torch.compile
+    used = []
+
+    def compile_eager(model: torch.nn.Module, **kwargs: object):
+        used.append(model)
+        if os.environ.get("AP10K_TEST_INDUCTOR") != "1":
+            kwargs["backend"] = "eager"
+        return real_compile(model, **kwargs)
+
+    monkeypatch.setattr(torch, "compile", compile_eager)
+    result = train(_compile_config(tiny_synth, tmp_path / "run"), progress=False)
+    assert len(used) == 1 and result.epochs_done == 1
+    ckpt = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
+    assert ckpt["iteration"] == 3 and ckpt["config"]["compile"] is True
+    assert not any("_orig_mod" in k or k.startswith("module.") for k in ckpt["model"])
+    model, _, _ = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert set(model.state_dict()) == set(ckpt["model"])
+    # a checkpoint written from a compiled module's own state_dict loads too
+    compiled = {f"_orig_mod.{k}": v for k, v in ckpt["model"].items()}
+    torch.save({**ckpt, "model": compiled}, tmp_path / "wrapped.pt")
+    load_checkpoint(tmp_path / "wrapped.pt")
+
+
+def test_compile_flag_reaches_the_config(tiny_synth: Path, tmp_path: Path) -> None:
+    from ap10k.cli import build_parser
+    from ap10k.commands.train import build_config
+
+    base = ["train", "--model", "resnet18", "--train", "t.json", "--images", "."]
+    parse = build_parser().parse_args
+    assert build_config(parse([*base, "--compile"])).compile is True
+    assert build_config(parse([*base, "--no-compile"])).compile is False
+    assert build_config(parse(base)).compile is False

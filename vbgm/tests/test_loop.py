@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import symusic
 from vbgm.cli import main
+from vbgm.controls import auto_key_without_video
 from vbgm.harmony import diatonic_triad, key_correlations
-from vbgm.loop import dominant_seventh, fold_tail, song_key
+from vbgm.loop import dominant_seventh, fold_tail
 from vbgm.midi import QuantizeConfig, key_signature_sharps, read_midi
 from vbgm.render import read_wav
 
@@ -74,7 +75,7 @@ def test_compose_loop_is_seamless(tmp_path, seed):
     assert 20 * np.log10(residual) <= -20
     # Harmony across the seam.
     song = read_midi(mid, QuantizeConfig(min_notes=0))
-    key = song_key(song)
+    key = auto_key_without_video(seed)  # `--key auto` without a video: planned from the seed
     sig = symusic.Score(str(mid)).key_signatures
     assert [(k.key, k.tonality) for k in sig] == [(key_signature_sharps(key), int(key >= 12))]
     notes = song.notes[song.notes[:, 3] != 1]
@@ -85,7 +86,9 @@ def test_compose_loop_is_seamless(tmp_path, seed):
     assert set(downbeat[:, 2] % 12) <= set(diatonic_triad(key, 0))
     ends = notes[(notes[:, 0] < 16) | (notes[:, 0] >= (song.n_bars - 1) * 16)]
     r = key_correlations(np.bincount(ends[:, 2] % 12, weights=ends[:, 1], minlength=12))
-    assert (r > r[key]).sum() <= 2 and r[key] > 0.3  # the two bars alone fit the key
+    # The two bars alone fit the key (I and V7 hold six of its seven notes, which its dominant
+    # and relative keys and theirs share: a few of those may fit as well).
+    assert (r > r[key]).sum() <= 4 and r[key] > 0.3
 
 
 def test_generate_loop_spans_the_video(video_root, tmp_path):

@@ -234,7 +234,7 @@ def test_sigterm_and_ctrl_c_leave_nothing(video_root: Path, tmp_path: Path, sig:
     proc = _start_and_wait_for_temporaries(video_root, out)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == rc
+    assert proc.returncode == rc, err  # stderr says where the signal landed
     assert err.strip().splitlines()[-1] == f"vbgm: {word}"
     assert _names(tmp_path) == []
 

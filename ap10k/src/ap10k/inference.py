@@ -142,6 +142,8 @@ def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device = "
         raise AP10KError(f"{path}: not an ap10k training checkpoint (needs 'model' and 'config')")
     config = ckpt["config"]
     model = build_model(config["model"], None, **config.get("model_options", {}))
-    model.load_state_dict(ckpt["model"])
+    from ap10k.train import plain_state_dict
+
+    model.load_state_dict(plain_state_dict(ckpt["model"]))
     pipe = PipelineConfig(**config.get("pipeline", {}))
     return model.to(device).eval(), pipe, ckpt

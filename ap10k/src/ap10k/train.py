@@ -18,6 +18,7 @@ import json
 import math
 import os
 import random
+import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -66,6 +67,7 @@ class TrainConfig:
     max_minutes: float | None = None  # stop (after a complete epoch) past this wall time
     max_cpu_minutes: float | None = None  # ... or past this much CPU time (all cores, workers)
     amp: str = "none"  # none | bf16 (autocast of the training forward pass)
+    compile: bool = False  # torch.compile the training step's model (needs a C++ compiler)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
 
     def schedule_milestones(self) -> list[int]:
@@ -98,7 +100,8 @@ class TrainConfig:
 
 
 # Settings a resumed run may change: how long and where it runs, not what it computes.
-RESUMABLE_CHANGES = ("out", "epochs", "max_minutes", "max_cpu_minutes", "workers", "device")
+RESUMABLE_CHANGES = ("out", "epochs", "max_minutes", "max_cpu_minutes", "workers", "device",
+                     "compile")
 
 
 def config_conflicts(stored: dict[str, Any], given: dict[str, Any],
@@ -227,6 +230,40 @@ def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
             torch.cuda.set_rng_state(cuda, device)
 
 
+def plain_state_dict(state: dict[str, Any]) -> dict[str, Any]:
+    """`state` with the key prefixes of wrappers removed, so that it loads into a bare model:
+    `_orig_mod.` (torch.compile) and `module.` (DistributedDataParallel), each only where every
+    key carries it (a model's own submodule called `module` keeps its name)."""
+    keys = list(state)
+    stripped = True
+    while keys and stripped:
+        stripped = False
+        for prefix in ("_orig_mod.", "module."):
+            if all(k.startswith(prefix) for k in keys):
+                keys = [k[len(prefix):] for k in keys]
+                stripped = True
+    return dict(zip(keys, state.values()))
+
+
+def compile_model(net: nn.Module) -> nn.Module | None:
+    """`torch.compile(net)`, or None (with one warning line on stderr) when it cannot be set up.
+
+    The build itself happens at the first call; `train` falls back to the eager model when that
+    fails (no C++ compiler, an unsupported platform...).
+    """
+    try:
+        return torch.compile(net)
+    except Exception as exc:  # torch.compile raises early on e.g. unsupported Python versions
+        _compile_warning(exc)
+        return None
+
+
+def _compile_warning(exc: BaseException) -> None:
+    first = (str(exc).strip().splitlines() or [""])[0][:200]
+    print(f"ap10k: warning: torch.compile failed ({type(exc).__name__}: {first}); "
+          "training without it", file=sys.stderr, flush=True)
+
+
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     """torch.save through a temporary file and one rename."""
     with atomic_path(path) as tmp:
@@ -283,6 +320,19 @@ def validate(model: nn.Module, samples: list[Sample], gt: Any, cfg: TrainConfig,
     return dict(evaluate(gt, results, warn=False).stats)
 
 
+def _forward_backward(net: nn.Module, images: torch.Tensor, target: torch.Tensor,
+                      weight: torch.Tensor, optimizer: torch.optim.Optimizer, stacked: bool,
+                      bf16: bool) -> torch.Tensor:
+    """Loss of one batch, with the gradients computed (the optimiser step is the caller's)."""
+    # always through `net` (or its compiled form), so DDP all-reduces every stack's gradients
+    with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=bf16):
+        pred = net(images, stacks=True) if stacked else net(images)
+        loss = heatmap_loss(pred, target, weight)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    return loss
+
+
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
           stop_after: int | None = None) -> TrainResult:
     """Train `cfg.model` as configured; `resume` continues from `cfg.out/last.pt`.
@@ -335,7 +385,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
         if conflicts:
             raise AP10KError(f"{last}: --resume continues the stored settings; these differ: "
                              + "; ".join(conflicts))
-        model.load_state_dict(ckpt["model"])
+        model.load_state_dict(plain_state_dict(ckpt["model"]))
         optimizer.load_state_dict(ckpt["optimizer"])
         start_epoch, iteration = ckpt["epoch"], ckpt["iteration"]
         best_ap, history = ckpt["best_ap"], ckpt["history"]
@@ -348,6 +398,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
     if distributed:
         net = nn.parallel.DistributedDataParallel(
             model, device_ids=[local_rank] if device.type == "cuda" else None)
+    # full batches go through the compiled model, a last smaller one through `net` (no rebuild
+    # for a second shape); the first compiled step that fails falls back to `net` for good
+    fast = compile_model(net) if cfg.compile else None
+    fast_ok = False
 
     data = TopDownDataset(train_samples, cfg.pipeline, train=True, seed=cfg.seed)
     sampler = EpochSampler(len(data), cfg.seed, rank, world)
@@ -379,12 +433,18 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
                 group["lr"] = lr
             images, target, weight = (t.to(device, non_blocking=True)
                                       for t in (images, target, weight))
-            # always through `net`, so DDP all-reduces the gradients of every stack
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp == "bf16"):
-                pred = net(images, stacks=True) if stacked else net(images)
-                loss = heatmap_loss(pred, target, weight)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            step_net = fast if fast is not None and len(images) == cfg.batch_size else net
+            try:
+                loss = _forward_backward(step_net, images, target, weight, optimizer,
+                                         stacked, cfg.amp == "bf16")
+            except Exception as exc:
+                if step_net is net or fast_ok:
+                    raise
+                _compile_warning(exc)
+                fast = None
+                loss = _forward_backward(net, images, target, weight, optimizer, stacked,
+                                         cfg.amp == "bf16")
+            fast_ok = fast_ok or step_net is fast
             optimizer.step()
             iteration += 1
             total += loss.item() * len(images)
@@ -418,8 +478,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
             dist.all_gather_object(gathered, rngs[0])
             rngs = gathered
         if main:
-            payload = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                       "epoch": epoch + 1, "iteration": iteration, "best_ap": best_ap,
+            payload = {"model": plain_state_dict(model.state_dict()),
+                       "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
+                       "iteration": iteration, "best_ap": best_ap,
                        "history": history, "config": cfg.to_dict(), "rng": rngs}
             if do_val and (best_ap is None or last_ap > best_ap):
                 best_ap = last_ap

@@ -72,15 +72,20 @@ def check_destination(folder: Path, need_bytes: int = RESERVE_BYTES) -> None:
     """Refuse, with one line naming `folder`, a destination we cannot write to (read-only, not a
     folder, no permission: tried for real, since root passes os.access) or that has less than
     `need_bytes` free. A missing folder is judged by the ancestor it would be created in."""
-    base = _existing(folder)
-    if not base.is_dir():
-        raise VbgmError(f"{folder}: not a folder" if base == folder.absolute() else
-                        f"{folder}: cannot create this folder ({base} is not a folder)")
-    try:
-        os.unlink(make_temp(base / ".vbgm-probe"))
-    except OSError as exc:
-        raise VbgmError(f"{folder}: cannot write in this folder ({reason(exc)})") from exc
-    free = shutil.disk_usage(base).free
+    for attempt in range(5):
+        base = _existing(folder)
+        if not base.is_dir():
+            raise VbgmError(f"{folder}: not a folder" if base == folder.absolute() else
+                            f"{folder}: cannot create this folder ({base} is not a folder)")
+        try:
+            os.unlink(make_temp(base / ".vbgm-probe"))
+            free = shutil.disk_usage(base).free
+            break
+        except FileNotFoundError as exc:  # a concurrent run removed a folder it had made
+            if attempt == 4:
+                raise VbgmError(f"{folder}: cannot write in this folder ({reason(exc)})") from exc
+        except OSError as exc:
+            raise VbgmError(f"{folder}: cannot write in this folder ({reason(exc)})") from exc
     if free < need_bytes:
         raise VbgmError(f"{folder}: not enough free space ({free / 2**20:.0f} MB free, about "
                         f"{need_bytes / 2**20:.0f} MB needed)")
