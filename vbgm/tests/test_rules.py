@@ -283,3 +283,16 @@ def test_auto_key_follows_the_picture_and_the_seed() -> None:
     assert harmony.is_minor(dark_calm) and not harmony.is_minor(bright_lively)
     assert auto_key(0.2, [5], 3) == auto_key(0.2, [5], 3)  # the same seed, the same key
     assert len({auto_key(0.7, [14], s) % 12 for s in range(20)}) > 3  # the tonic varies
+
+
+def test_passing_tones_between_beats_are_drawn_hotter() -> None:
+    from vbgm.sampling import pitch_temperatures
+
+    config = SamplingConfig()
+    states = [State(slot=4), State(slot=6)]
+    t = pitch_temperatures(states, config.key_pitch_temperature, config)
+    assert np.allclose(t.numpy(), [[config.key_pitch_temperature],
+                                   [config.key_offbeat_pitch_temperature]])
+    assert config.key_offbeat_pitch_temperature > config.key_pitch_temperature
+    same = replace(config, key_offbeat_pitch_temperature=config.key_pitch_temperature)
+    assert pitch_temperatures(states, same.key_pitch_temperature, same) == 1.3

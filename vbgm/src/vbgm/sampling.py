@@ -64,6 +64,7 @@ class SamplingConfig:
         the keyed model is sure of its pitches (one pedal note through a whole song at 1.0),
         while the key plan keeps the harmony (chords, bass roots): measured on 18 songs,
         1.3 brings pitch variety and dissonance towards real songs' with the key still found.
+    key_offbeat_pitch_temperature: the same for notes between the beats (passing tones).
     """
 
     temperature: tuple[float, ...] = (1.0, 1.2, 1.0, 1.0, 2.0, 1.0, 1.0)
@@ -74,6 +75,7 @@ class SamplingConfig:
     rules: Rules = Rules()
     int8: bool = False  # int8 weights in the recurrent step (`CMT.step`): faster on a CPU
     key_pitch_temperature: float = 1.3
+    key_offbeat_pitch_temperature: float = 2.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.control <= 1.0:
@@ -173,10 +175,21 @@ class Request:
         return rhythm or self.instruments[:1]
 
 
-def sample_top_p(logits: torch.Tensor, temperature: float, top_p: float,
+def pitch_temperatures(states: list[rules.State], on_beat: float, config: SamplingConfig
+                       ) -> float | torch.Tensor:
+    """Per candidate, the pitch temperature of its next note given a key: `on_beat` for a note
+    on a quarter note, `config.key_offbeat_pitch_temperature` between the beats."""
+    off = config.key_offbeat_pitch_temperature
+    if off == on_beat:
+        return on_beat
+    return torch.tensor([[on_beat if s.slot % 4 == 0 else off] for s in states])
+
+
+def sample_top_p(logits: torch.Tensor, temperature: float | torch.Tensor, top_p: float,
                  generator: torch.Generator) -> torch.Tensor:
     """Draw one index per row from softmax(logits / t) restricted to the nucleus: the shortest
-    list of most likely values whose probability first exceeds top_p. Masked values are -inf."""
+    list of most likely values whose probability first exceeds top_p. Masked values are -inf.
+    temperature: one for all rows, or a (rows, 1) tensor."""
     probs = torch.softmax(logits.float() / temperature, dim=-1)
     if top_p < 1.0:
         sorted_p, order = probs.sort(dim=-1, descending=True)
@@ -276,7 +289,9 @@ def _generate(model: CMT, controls: Controls, request: Request, config: Sampling
             biases = ([rules.pitch_bias(s, p) for s, p in zip(states, plans)]
                       if col == vocab.PITCH else None)
             lg = _mask_logits(lg, [m[col] for m in masks], biases)
-            sampled[col] = sample_top_p(lg, temperature[j], config.top_p[j], gen)
+            t = pitch_temperatures(states, temperature[j], config) if col == vocab.PITCH \
+                and key_token != keys.ANY_KEY else temperature[j]
+            sampled[col] = sample_top_p(lg, t, config.top_p[j], gen)
         for b, (s, p) in enumerate(zip(states, plans)):
             if s.done:
                 continue
