@@ -252,7 +252,11 @@ def test_a_requested_key_holds_the_music_in_its_scale(model) -> None:
         (g,) = generate(model, ctl, Request(key=key), SamplingConfig(control=0.7), seed=1)
         pitched = g.song.notes[g.song.notes[:, INSTRUMENT] != DRUMS]
         assert g.key == key
-        assert harmony.scale_mask(key)[pitched[:, PITCH] % 12].mean() >= 0.95
+        # On the beats the key holds; between them passing tones are drawn hotter
+        # (`key_offbeat_pitch_temperature`), so a few leave the scale there.
+        in_scale = harmony.scale_mask(key)[pitched[:, PITCH] % 12]
+        assert in_scale[pitched[:, ONSET] % 4 == 0].mean() >= 0.95
+        assert in_scale.mean() >= 0.88
         # Not a drone on the tonic (the earlier, stronger profile pull gave 3-4 pitch classes):
         # the planned chords move, and the bass follows their roots.
         assert len(set(pitched[:, PITCH] % 12)) >= 5
@@ -264,7 +268,8 @@ def test_the_model_alone_follows_the_key_token(model) -> None:
     """The pulls off: only the key token in the model's initial rows carries the request. The
     music must sit in the requested scale, and not merely in the model's favourite one."""
     ctl = Controls(n_sixteenths=8 * 16, bar_density=np.full(8, 10))
-    alone = SamplingConfig(control=0.7, rules=Rules(key_pull=0.0, key_chord_pull=0.0))
+    alone = SamplingConfig(control=0.7, rules=Rules(key_pull=0.0, key_chord_pull=0.0),
+                           key_offbeat_pitch_temperature=SamplingConfig().key_pitch_temperature)
     keys = (harmony.parse_key("D minor"), harmony.parse_key("Ab"))
     share = np.zeros((2, 2))  # [requested, scale measured]
     for i, key in enumerate(keys):
