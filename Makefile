@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 # The synthesizer and its SoundFont; a real browser and its driver (web app and study tests);
 # speech for test clips (ducking); MuseScore (notation programs read our MIDI).
-DEBIAN_PACKAGES := fluidsynth fluid-soundfont-gm chromium chromium-driver espeak-ng musescore3
+DEBIAN_PACKAGES := fluidsynth fluid-soundfont-gm chromium chromium-driver espeak-ng musescore3 g++
 
 .PHONY: setup test lint demo bench clean
 
