@@ -1,11 +1,14 @@
-"""Shared fixtures: where the real AP-10K sample lives (../shared/data or $AP10K_DATA)."""
+"""Shared fixtures: where the real AP-10K sample lives (../shared/data or $AP10K_DATA), and small
+SimpleBaseline checkpoints in the training format."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -99,3 +102,29 @@ def species_pool(ap10k_sample: Path, tmp_path_factory: pytest.TempPathFactory) -
     path = tmp_path_factory.mktemp("pool") / "pool.json"
     path.write_text(json.dumps(pool))
     return path
+
+
+@pytest.fixture(scope="session")
+def small_checkpoint_file(tmp_path_factory: pytest.TempPathFactory
+                          ) -> Callable[..., Path]:
+    """write(deconv_channels, input_size, tune=None) -> a `best.pt` holding a seeded ResNet-18
+    SimpleBaseline (heatmaps a quarter of the input) and its TrainConfig, as `ap10k train`
+    saves it; `tune(model)` may change the weights first."""
+    from ap10k.models import build_model
+    from ap10k.pipeline import PipelineConfig
+    from ap10k.train import TrainConfig
+
+    def write(deconv_channels: int, input_size: int,
+              tune: Callable[[torch.nn.Module], None] | None = None) -> Path:
+        torch.manual_seed(0)
+        cfg = TrainConfig(model="resnet18", model_options={"deconv_channels": deconv_channels},
+                          pipeline=PipelineConfig(input_size=input_size,
+                                                  heatmap_size=input_size // 4))
+        model = build_model("resnet18", None, deconv_channels=deconv_channels)
+        if tune is not None:
+            tune(model)
+        path = tmp_path_factory.mktemp("ckpt") / "best.pt"
+        torch.save({"model": model.state_dict(), "config": cfg.to_dict(), "epoch": 1}, path)
+        return path
+
+    return write

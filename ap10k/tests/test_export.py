@@ -11,20 +11,11 @@ import numpy as np
 import pytest
 import torch
 from ap10k.cli import main
-from ap10k.models import build_model
-from ap10k.pipeline import PipelineConfig
-from ap10k.train import TrainConfig
 
 pytest.importorskip("onnxruntime")
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small SimpleBaseline in the training checkpoint format, with non-trivial weights."""
-    torch.manual_seed(0)
-    cfg = TrainConfig(model="resnet18", model_options={"deconv_channels": 32},
-                      pipeline=PipelineConfig(input_size=128, heatmap_size=32))
-    model = build_model("resnet18", None, deconv_channels=32)
+def _trained_looking(model: torch.nn.Module) -> None:
     with torch.no_grad():  # BN statistics away from the identity, so they are exercised too
         for m in model.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
@@ -38,9 +29,12 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
         peak = model.eval()(torch.randn(2, 3, 128, 128, generator=torch.Generator().manual_seed(1)))
         model.final_layer.weight /= peak.abs().max()
         model.final_layer.bias /= peak.abs().max()
-    path = tmp_path_factory.mktemp("ckpt") / "best.pt"
-    torch.save({"model": model.state_dict(), "config": cfg.to_dict(), "epoch": 1}, path)
-    return path
+
+
+@pytest.fixture(scope="module")
+def checkpoint(small_checkpoint_file) -> Path:
+    """A small SimpleBaseline in the training checkpoint format, with non-trivial weights."""
+    return small_checkpoint_file(32, 128, _trained_looking)
 
 
 def test_onnx_and_torchscript_match_pytorch_on_real_crops(

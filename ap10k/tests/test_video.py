@@ -8,25 +8,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from ap10k.cli import main
-from ap10k.models import build_model
-from ap10k.pipeline import PipelineConfig
-from ap10k.train import TrainConfig
 from ap10k.video import OneEuro, jitter
 
 av = pytest.importorskip("av")
 
 
 @pytest.fixture(scope="module")
-def small_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    cfg = TrainConfig(model="resnet18", model_options={"deconv_channels": 16},
-                      pipeline=PipelineConfig(input_size=64, heatmap_size=16))
-    model = build_model("resnet18", None, deconv_channels=16)
-    path = tmp_path_factory.mktemp("ckpt") / "best.pt"
-    torch.save({"model": model.state_dict(), "config": cfg.to_dict()}, path)
-    return path
+def small_checkpoint(small_checkpoint_file) -> Path:
+    return small_checkpoint_file(16, 64)
 
 
 def _clip(data_root: Path) -> Path:
