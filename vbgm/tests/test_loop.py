@@ -13,8 +13,8 @@ import pytest
 import symusic
 from vbgm.cli import main
 from vbgm.controls import auto_key_without_video
-from vbgm.harmony import diatonic_triad, key_correlations
-from vbgm.loop import dominant_seventh, fold_tail
+from vbgm.harmony import diatonic_triad, dominant_seventh, key_correlations
+from vbgm.loop import fold_tail
 from vbgm.midi import QuantizeConfig, key_signature_sharps, read_midi
 from vbgm.render import read_wav
 

@@ -42,8 +42,11 @@ def test_register_keeps_each_instrument_in_its_measured_range() -> None:
     plan = _plan()
     for k in range(2, 6):
         allowed = np.flatnonzero(rules.register(State(instr=k), plan)) - 1  # token value - 1
-        assert allowed.min() == STATS.low[k] and allowed.max() == STATS.high[k]
+        high = min(STATS.high[k], rules.BASS_BELOW - 1) if k == BASS else STATS.high[k]
+        assert allowed.min() == STATS.low[k] and allowed.max() == high
     assert STATS.high[BASS] <= 64, "the corpus's bass lives below middle C (almost)"
+    bass = np.flatnonzero(rules.register(State(instr=BASS), plan)) - 1
+    assert bass.max() == rules.BASS_BELOW - 1 == 59, "the bass stays below middle C"
     kit = np.flatnonzero(rules.register(State(instr=DRUMS), plan)) - 1
     assert set(kit) == set(STATS.kit) and kit.min() >= 35 and kit.max() <= 81
 
@@ -126,17 +129,61 @@ def _keyed_plan(n: int = 64, key: int = 0) -> rules.Plan:
                            (1, 2, 4), (1,), key, 1.0, np.random.default_rng(0), STATS)
 
 
-def test_a_bass_note_on_a_beat_is_the_planned_chord_root() -> None:
+def _group_state(slot: int, instr: int, earlier: list[rules.Group], **kw) -> State:
+    """A state whose bar 1 holds `earlier` groups, then the current group at `slot`."""
+    groups = [*earlier, rules.Group(slot, instr, [])]
+    return State(bar=1, slot=slot, instr=instr, key=0, notes_left=1, bars={1: groups}, **kw)
+
+
+def test_the_first_bass_note_of_each_beat_is_the_planned_chord_root() -> None:
     keyed = _keyed_plan()
     f_major = harmony.diatonic_triad(0, 3)
-    on_beat = State(bar=1, slot=4, instr=BASS, key=0, chord=f_major, notes_left=1)
-    pcs = {(v - 1) % 12 for v in np.flatnonzero(rules.allowed(on_beat, keyed)[vocab.PITCH])}
-    assert pcs == {5}  # F, the root of IV in C major
-    assert rules.bass_root(replace(on_beat, slot=6), keyed) is None  # between beats: free
+    on_beat = _group_state(4, BASS, [], chord=f_major)
+    allowed = np.flatnonzero(rules.allowed(on_beat, keyed)[vocab.PITCH]) - 1
+    assert {v % 12 for v in allowed} == {5} and allowed.max() < 48  # F below C3
+    syncopated = _group_state(6, BASS, [rules.Group(0, BASS, [(42, 4)])], chord=f_major)
+    assert np.flatnonzero(rules.bass_root(syncopated, keyed)).size  # first in beat 2: a root
+    second = _group_state(6, BASS, [rules.Group(4, BASS, [(42, 4)])], chord=f_major)
+    assert rules.bass_root(second, keyed) is None  # the beat had its root: free
     assert rules.bass_root(replace(on_beat, group_pitches=[42]), keyed) is None  # 2nd note
     assert rules.bass_root(replace(on_beat, instr=PIANO), keyed) is None
     assert rules.bass_root(on_beat, _plan()) is None  # no requested key: no planned chords
     assert rules.bass_root(on_beat, replace(keyed, rules=Rules(bass_roots=False))) is None
+
+
+def test_a_low_note_of_another_instrument_is_the_root_or_fifth() -> None:
+    keyed = _keyed_plan()
+    c_major = harmony.diatonic_triad(0, 0)
+    low = rules.low_voice(State(bar=0, slot=3, instr=PIANO, key=0, chord=c_major), keyed)
+    pitches = np.flatnonzero(low) - 1
+    assert {p % 12 for p in pitches if p < 48} == {0, 7}  # C and G below C3
+    assert set(range(48, 128)) <= set(pitches)  # above it anything
+    assert rules.low_voice(State(bar=0, instr=BASS, key=0, chord=c_major), keyed) is None
+    assert rules.low_voice(State(bar=0, instr=PIANO, key=0, chord=c_major), _plan()) is None
+
+
+def test_a_note_outside_the_chord_is_short() -> None:
+    keyed = _keyed_plan()
+    c_major = harmony.diatonic_triad(0, 0)
+    state = State(bar=0, slot=2, instr=PIANO, key=0, chord=c_major, notes_left=1)
+    durations = rules.grammar(state, keyed)[vocab.DURATION]
+    passing = rules.length_allowed(state, keyed, durations, 62 + 1)  # D over C major
+    assert np.flatnonzero(passing).tolist() == [2, 3]  # one or two sixteenths
+    held = rules.length_allowed(state, keyed, durations, 64 + 1)  # E: a chord tone
+    assert np.array_equal(held, durations)
+    off = replace(keyed, rules=Rules(passing_length=0))
+    assert np.array_equal(rules.length_allowed(state, off, durations, 62 + 1), durations)
+
+
+def test_the_planned_dominant_is_a_seventh_chord_whose_tritone_is_allowed() -> None:
+    assert harmony.plan_chord(0, 4) == (7, 11, 2, 5)  # G7 in C major
+    assert harmony.plan_chord(21, 4) == (4, 8, 11, 2)  # E7 in A minor: the raised leading tone
+    assert harmony.plan_chord(0, 3) == harmony.diatonic_triad(0, 3)
+    g7 = harmony.plan_chord(0, 4)
+    state = State(bar=0, instr=PIANO, key=0, chord=g7, group_pitches=[59 + 1], notes_left=1)
+    ok = {(v - 1) % 12 for v in np.flatnonzero(rules.no_clusters(state, _plan()))}
+    assert 5 in ok  # F against B: the chord's own tritone
+    assert 0 not in ok and 10 not in ok  # C (a m2 above B) and Bb: clusters
 
 
 def test_voicing_spreads_a_chord_over_its_tones() -> None:
@@ -145,11 +192,13 @@ def test_voicing_spreads_a_chord_over_its_tones() -> None:
                   notes_left=2)
     bias = rules.voicing_bias(state, _plan())
     assert bias[48 + 1] < 0 and bias[72 + 1] < 0  # C again, in any octave
-    assert bias[64 + 1] == bias[67 + 1] == 0.0  # E, G
+    assert bias[64 + 1] == Rules().third and bias[67 + 1] == 0.0  # E (the third first), G
     full = replace(state, group_pitches=[61, 65, 68])  # C, E, G: the chord is complete
     assert rules.voicing_bias(full, _plan()) is None
     assert rules.voicing_bias(replace(state, instr=BASS), _plan()) is None
     assert rules.voicing_bias(state, _plan(rules_=Rules(voicing=0))) is None
+    plain = rules.voicing_bias(state, _plan(rules_=Rules(third=0.0)))
+    assert plain[64 + 1] == plain[67 + 1] == 0.0  # without the third's pull: E and G alike
 
 
 def test_no_clusters_and_forced_chord_tones() -> None:

@@ -110,6 +110,8 @@ def test_phrase_degrees_follow_the_progression_and_cadence() -> None:
     assert degrees.tolist() == [0, 3, 0, 4, 0, 5, 3, 4, 0, 3, 4, 0]  # ... V, I at the end
     assert phrase_degrees(16, [0, 6])[6:9].tolist() == [0, 3, 0]  # a section starts a period
     assert phrase_degrees(4, [0]).tolist() == [0, 3, 0, 0]  # too short for a V-I cadence
+    minor = phrase_degrees(12, [0], minor=True)  # i-iv-i-VII | i-VI-iv-V7 | i-iv-V7-i
+    assert minor.tolist() == [0, 3, 0, 6, 0, 5, 3, 4, 0, 3, 4, 0]
 
 
 def test_match_density_prefers_a_source_asked_for_the_same_density() -> None:
@@ -130,6 +132,10 @@ def test_match_density_prefers_a_source_asked_for_the_same_density() -> None:
     for b, s in enumerate(keyed):
         assert s < 0 or degrees[s] == degrees[b], (b, s)
     assert keyed[2] == 0 and keyed[5] == -1  # bar 5 (vi): no earlier vi bar
+    # A re-played bar may be the source (as it sounded): bar 4 (I, asked for 6) takes bar 0,
+    # but asked for 10 it takes bar 2, which re-played bar 0 at 10.
+    busier = match_density(source, starts, np.array([6, 10, 10, 9, 10, 10, 7, 6]), degrees)
+    assert busier[2] == 0 and busier[4] == 2
 
 
 def test_short_sections_are_not_recalled():

@@ -124,17 +124,28 @@ def diatonic_triad(key: int, degree: int) -> tuple[int, int, int]:
     return pcs[0], pcs[1], pcs[2]
 
 
-# Scale degrees of the chords of each 8-bar period in a requested key: I-IV-I-V | I-vi-IV-V in
-# major, i-iv-i-V | i-VI-iv-V in minor. The tonic triad starts every phrase and holds three bars
-# in eight, so the key is heard rather than only its scale, and the bars the phrase form re-plays
-# (`structure.plan_repeats`: bar 2 re-plays bar 0, a phrase the one before) mostly keep their
-# source's chord.
-PHRASE_DEGREES = (0, 3, 0, 4, 0, 5, 3, 4)  # the same in both modes (`diatonic_triad`: V major)
+def dominant_seventh(key: int) -> tuple[int, int, int, int]:
+    """Pitch classes (root, third, fifth, minor seventh) of the key's V7 chord: the seventh is
+    the key's own 4th degree, which tells the key from its dominant's (a bare V triad pulls the
+    key finder to the dominant key, whose scale shares six of the key's seven tones)."""
+    root, third, fifth = diatonic_triad(key, 4)
+    return root, third, fifth, (root + 10) % 12
 
 
-def phrase_chord(key: int, bar_in_section: int) -> tuple[int, int, int]:
-    """The triad of bar `bar_in_section` (0-based, cycling every 8 bars) of a section."""
-    return diatonic_triad(key, PHRASE_DEGREES[bar_in_section % len(PHRASE_DEGREES)])
+def plan_chord(key: int, degree: int) -> tuple[int, ...]:
+    """The chord of a bar planned on scale degree 0..6: its diatonic triad, the dominant as V7."""
+    return dominant_seventh(key) if degree == 4 else diatonic_triad(key, degree)
+
+
+# Scale degrees of the chords of each 8-bar period in a requested key: I-IV-I-V7 | I-vi-IV-V7 in
+# major, i-iv-i-VII | i-VI-iv-V7 in minor. The tonic triad starts every phrase and holds three
+# bars in eight, so the key is heard rather than only its scale, and the bars the phrase form
+# re-plays (`structure.plan_repeats`: bar 2 re-plays bar 0, a phrase the one before) mostly keep
+# their source's chord. In minor the dominant (whose leading tone belongs to the parallel major
+# key, as do all four tones of its V7) comes only at the period's end; mid-period the natural
+# VII answers the tonic instead.
+PHRASE_DEGREES = (0, 3, 0, 4, 0, 5, 3, 4)
+PHRASE_DEGREES_MINOR = (0, 3, 0, 6, 0, 5, 3, 4)
 
 
 def degree_of(key: int, pitch_class: int) -> int | None:

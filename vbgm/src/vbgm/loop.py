@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vbgm.harmony import detect_key, diatonic_triad
+from vbgm.harmony import detect_key, diatonic_triad, dominant_seventh
 from vbgm.render import db_to_gain, limit_peaks
 from vbgm.song import (
     BASS,
@@ -52,14 +52,6 @@ def _snap(pitches: np.ndarray, pcs: tuple[int, ...], root_only: bool = False) ->
         moves = sorted((abs(d), d) for d in range(-6, 7) if (p + d) % 12 in targets)
         out[i] = p + moves[0][1]
     return np.clip(out, 0, 127)
-
-
-def dominant_seventh(key: int) -> tuple[int, int, int, int]:
-    """Pitch classes (root, third, fifth, minor seventh) of the key's V7 chord: the seventh is
-    the key's own 4th degree, which tells the key from its dominant's (a bare V triad in a short
-    loop pulls the key finder to the dominant key)."""
-    root, third, fifth = diatonic_triad(key, 4)
-    return root, third, fifth, (root + 10) % 12
 
 
 def make_loop(song: Song, key: int | None = None) -> tuple[Song, int]:

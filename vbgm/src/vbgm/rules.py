@@ -51,7 +51,9 @@ ACCENT_CLASS = 6
 KICKS, CRASHES = (36, 35), (49, 57)  # General MIDI keys, the preferred one first
 # Pitches a key is inferred from before the harmony rule starts (when no key is requested).
 KEY_AFTER_NOTES = 6
-BASS_ROOT_BELOW = 60  # a bass root forced on a beat stays below middle C, as real bass lines do
+BASS_BELOW = 60  # the bass stays below middle C, as real bass lines do (1 % of their notes above)
+BASS_ROOT_BELOW = 48  # and a root on a beat below C3 (real bass lines' median is near D2)
+LOW_VOICE_BELOW = 48  # below C3 another instrument plays the bass's part: its chord's root or fifth
 # Default pulls towards a requested key: its Krumhansl-Kessler profile's log
 # (`harmony.profile_logits`; 1: tonic +0.6 logits, tones outside the key about -0.4) and the
 # chords of its planned progression (1 logit off the chord on a beat, 0.5 between beats). The
@@ -85,10 +87,15 @@ class Rules:
     density_floor: lowest density class the model may choose for a bar (5 = one onset a beat).
     key_pull: pull towards a requested key's scale (0: the model alone keeps the key).
     key_chord_pull: pull towards the chords of the phrase progression in a requested key.
-    bass_roots: with a requested key, a bass note on a beat is its bar's chord root (`bass_root`).
+    bass_roots: with a requested key, the first bass note of each beat is its bar's chord root
+        (`bass_root`) and a low note of another instrument its root or fifth (`low_voice`).
+    passing_length: with a requested key, a note outside its bar's chord (a passing or
+        neighbour tone) lasts at most this many sixteenths (`note_length`; 0 = off): the long
+        notes, which the key is heard by, are chord tones.
     key_offbeat: share of a requested key's pulls between the beats (0: passing tones free).
     voicing: pull (logits) away from a pitch class a chord already holds while it lacks one of
         its chord's tones (`voicing_bias`): chords, not octaves of one note.
+    third: pull (logits) towards the chord's third while a chord lacks it (`voicing_bias`).
     """
 
     registers: bool = True
@@ -104,7 +111,9 @@ class Rules:
     key_chord_pull: float = REQUESTED_KEY_CHORD_PULL
     bass_roots: bool = True
     voicing: float = 2.5
-    key_offbeat: float = 0.5
+    key_offbeat: float = 0.0
+    passing_length: int = 2
+    third: float = 1.0
 
 
 @dataclass
@@ -168,9 +177,12 @@ def make_plan(n: int, bar_density: np.ndarray, beats: np.ndarray, cuts: np.ndarr
     beats = beats[rng.random(len(beats)) < control]
     sections = plan_sections(n_bars, cuts)
     none = np.full(n_bars, -1, dtype=np.int64)
-    degrees = phrase_degrees(n_bars, sections) if key is not None else None
+    degrees = phrase_degrees(n_bars, sections, harmony.is_minor(key)) if key is not None else None
+    bar_of = beats[:, 0] // SIXTEENTHS_PER_BAR
+    beat_slots = [frozenset((beats[bar_of == b, 0] % SIXTEENTHS_PER_BAR).tolist())
+                  for b in range(n_bars)]
     source = (match_density(plan_repeats(n_bars, sections, requested), sections, requested,
-                            degrees) if rules.repeats and not free_plan else none)
+                            degrees, beat_slots) if rules.repeats and not free_plan else none)
     drums_and_more = DRUMS in instruments and len(instruments) > 1 and DRUMS in rhythm
     groove = plan_groove(n_bars, sections) if rules.groove and not free_plan and drums_and_more \
         else none
@@ -201,7 +213,7 @@ class State:
     open_slots: list[int] = field(default_factory=list)  # its other onset slots still to take
     bar_has_groove: bool = False  # the drums of this bar follow the groove
     key: int | None = None
-    chord: tuple[int, int, int] | None = None
+    chord: tuple[int, ...] | None = None
     pc_weight: np.ndarray = field(default_factory=lambda: np.zeros(12))
     n_pitched: int = 0
     bars: dict[int, list[Group]] = field(default_factory=dict)
@@ -375,10 +387,12 @@ def beat_coverage(state: State, plan: Plan, beat_slots: list[int], free: int) ->
 
 
 def register(state: State, plan: Plan) -> np.ndarray:
-    """Pitch token values (129,) the current instrument may play: its measured range, or the
-    corpus's drum kit (General MIDI percussion keys) for drums."""
+    """Pitch token values (129,) the current instrument may play: its measured range (for the
+    bass, below middle C), or the corpus's drum kit (General MIDI percussion keys) for drums."""
     m = np.zeros(vocab.N_CLASSES[vocab.PITCH], dtype=bool)
     m[1:] = plan.stats.pitch_mask(state.instr)
+    if state.instr == BASS:
+        m &= _PITCH < BASS_BELOW
     return m
 
 
@@ -424,29 +438,64 @@ def forced_chord(state: State, plan: Plan) -> np.ndarray | None:
 
 
 def no_clusters(state: State, plan: Plan) -> np.ndarray | None:
-    """Pitch values that make no m2/M7 or tritone with the notes already in this chord."""
+    """Pitch values that make no m2/M7 or tritone with the notes already in this chord, except
+    between two tones of the bar's chord (the tritone of a V7 is the chord itself)."""
     if state.instr == DRUMS or not plan.rules.chord_tones or not state.group_pitches:
         return None
+    chord = set(state.chord or ())
     bad = np.zeros(12, dtype=bool)
     for v in state.group_pitches:
         for iv in harmony.DISSONANT_INTERVALS:
-            bad[(v - 1 + iv) % 12] = True
+            pc = (v - 1 + iv) % 12
+            bad[pc] |= not (pc in chord and (v - 1) % 12 in chord)
     return ~bad[_PC]
 
 
 def bass_root(state: State, plan: Plan) -> np.ndarray | None:
-    """Pitch values of the chord root below middle C for a bass note that starts a beat (the
-    first of its group on a quarter note) when the bars follow a planned progression (a requested
-    key): the model alone holds one pedal note through every chord."""
+    """Pitch values of the chord root below C3 for the first bass note of each beat (the
+    first note of the bar's first bass group in that quarter note, on it or syncopated) when the
+    bars follow a planned progression (a requested key): the model alone holds one pedal note
+    through every chord."""
     if (state.instr != BASS or plan.degrees is None or not plan.rules.bass_roots
-            or state.chord is None or state.group_pitches or state.slot % 4):
+            or state.chord is None or state.group_pitches or not _first_in_beat(state)):
         return None
     return (_PC == state.chord[0]) & (_PITCH < BASS_ROOT_BELOW)
 
 
+def _first_in_beat(state: State) -> bool:
+    """Whether the current group (the bar's last) is its instrument's first in its quarter note."""
+    groups = state.bars.get(state.bar, [])[:-1]
+    return not any(g.instrument == state.instr and g.slot // 4 == state.slot // 4 for g in groups)
+
+
+def low_voice(state: State, plan: Plan) -> np.ndarray | None:
+    """Pitch values a piano, guitar or strings note may take in a planned progression: below C3
+    only its bar's chord root or fifth (what a bass would play there: strings low in the mix
+    carrying the third make a major key sound like the minor key of its third)."""
+    if (state.instr in (DRUMS, BASS) or plan.degrees is None or not plan.rules.bass_roots
+            or state.chord is None):
+        return None
+    return (_PITCH >= LOW_VOICE_BELOW) | np.isin(_PC, (state.chord[0], state.chord[2]))
+
+
+def note_length(state: State, plan: Plan, pitch: int) -> np.ndarray | None:
+    """Duration values (18,) the next note may take once its pitch value is drawn: in a planned
+    progression a pitch outside its bar's chord is a passing or neighbour tone, at most
+    `Rules.passing_length` sixteenths; a chord tone (or drum hit) may last any length."""
+    if (plan.rules.passing_length <= 0 or plan.degrees is None or state.notes_left <= 0
+            or state.instr == DRUMS or state.chord is None or pitch < 1
+            or (pitch - 1) % 12 in state.chord):
+        return None
+    m = np.zeros(vocab.N_CLASSES[vocab.DURATION], dtype=bool)
+    m[2: plan.rules.passing_length + 2] = True  # value d + 1 = d sixteenths
+    return m
+
+
 def voicing_bias(state: State, plan: Plan) -> np.ndarray | None:
     """Additive pitch logits against the pitch classes a piano/guitar/strings chord already holds
-    while one of the bar's chord tones is still missing from it: a chord, not octaves."""
+    while one of the bar's chord tones is still missing from it: a chord, not octaves; and
+    towards the chord's third while it lacks it (`Rules.third`): the third tells a major chord
+    from a minor one, and so a key from its parallel (root and fifth alone are both)."""
     if (plan.rules.voicing <= 0 or state.instr in (DRUMS, BASS) or not state.group_pitches
             or state.chord is None):
         return None
@@ -454,6 +503,8 @@ def voicing_bias(state: State, plan: Plan) -> np.ndarray | None:
     if set(state.chord) <= have:
         return None
     bias = np.where(np.isin(_PC, sorted(have)), -plan.rules.voicing, 0.0)
+    if state.chord[1] not in have:
+        bias[_PC == state.chord[1]] += plan.rules.third
     bias[0] = 0.0
     return bias
 
@@ -514,7 +565,7 @@ def allowed(state: State, plan: Plan) -> dict[int, np.ndarray]:
         p = m[vocab.PITCH]
         if plan.rules.registers:
             p = _narrow(p, register(state, plan))
-        for rule in (accent, forced_chord, no_clusters, bass_root):
+        for rule in (accent, forced_chord, no_clusters, bass_root, low_voice):
             p = _narrow(p, rule(state, plan))
         m[vocab.PITCH] = p
     elif plan.rules.registers and not plan.free_plan:
@@ -523,6 +574,11 @@ def allowed(state: State, plan: Plan) -> dict[int, np.ndarray]:
         caps = [polyphony(k, plan) for k in plan.instruments]
         m[vocab.STRENGTH] = _narrow(m[vocab.STRENGTH], np.logical_or.reduce(caps))
     return m
+
+
+def length_allowed(state: State, plan: Plan, durations: np.ndarray, pitch: int) -> np.ndarray:
+    """The duration mask of the next token once its pitch value is drawn (`note_length`)."""
+    return _narrow(durations, note_length(state, plan, pitch))
 
 
 # ------------------------------------------------------------------------------- advancing
@@ -598,7 +654,7 @@ def _cadence_chord(state: State, plan: Plan) -> tuple[int, int, int] | None:
     if state.key is None or not _chords(plan):
         return None
     if plan.degrees is not None:
-        return harmony.diatonic_triad(state.key, int(plan.degrees[state.bar]))
+        return harmony.plan_chord(state.key, int(plan.degrees[state.bar]))
     if state.bar == plan.last_bar:
         return harmony.diatonic_triad(state.key, 0)
     if state.bar == plan.last_bar - 1:

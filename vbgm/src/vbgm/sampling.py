@@ -288,7 +288,12 @@ def _generate(model: CMT, controls: Controls, request: Request, config: Sampling
                 continue
             biases = ([rules.pitch_bias(s, p) for s, p in zip(states, plans)]
                       if col == vocab.PITCH else None)
-            lg = _mask_logits(lg, [m[col] for m in masks], biases)
+            col_masks = [m[col] for m in masks]
+            if col == vocab.DURATION:  # a note's length may depend on its pitch
+                col_masks = [rules.length_allowed(s, p, m, int(pitch))
+                             for s, p, m, pitch in zip(states, plans, col_masks,
+                                                       sampled[vocab.PITCH])]
+            lg = _mask_logits(lg, col_masks, biases)
             t = pitch_temperatures(states, temperature[j], config) if col == vocab.PITCH \
                 and key_token != keys.ANY_KEY else temperature[j]
             sampled[col] = sample_top_p(lg, t, config.top_p[j], gen)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vbgm.harmony import PHRASE_DEGREES
+from vbgm.harmony import PHRASE_DEGREES, PHRASE_DEGREES_MINOR
 from vbgm.song import SIXTEENTHS_PER_BAR
 
 PHRASE_BARS = 4
@@ -89,14 +89,16 @@ def plan_repeats(n_bars: int, starts: list[int], bar_level: np.ndarray | None = 
     return source
 
 
-def phrase_degrees(n_bars: int, starts: list[int]) -> np.ndarray:
+def phrase_degrees(n_bars: int, starts: list[int], minor: bool = False) -> np.ndarray:
     """Per bar, the scale degree (0..6) of its chord when a key is requested: each section's
-    periods follow `harmony.PHRASE_DEGREES`; the song's last bar is the tonic and, in a song of
-    a period or more, the one before it the dominant (the cadence; a shorter song keeps its
-    phrase's chord there, so that its bar 2 can still re-play bar 0)."""
+    periods follow `harmony.PHRASE_DEGREES` (`PHRASE_DEGREES_MINOR` in a minor key); the song's
+    last bar is the tonic and, in a song of a period or more, the one before it the dominant
+    (the cadence; a shorter song keeps its phrase's chord there, so that its bar 2 can still
+    re-play bar 0)."""
     sec = section_of(starts, n_bars)
     r = np.arange(n_bars) - np.asarray(starts, dtype=np.int64)[sec]
-    degrees = np.asarray(PHRASE_DEGREES, dtype=np.int64)[r % len(PHRASE_DEGREES)]
+    period = np.asarray(PHRASE_DEGREES_MINOR if minor else PHRASE_DEGREES, dtype=np.int64)
+    degrees = period[r % len(period)]
     if n_bars >= PERIOD_BARS:
         degrees[-2] = 4
     degrees[-1:] = 0
@@ -104,15 +106,20 @@ def phrase_degrees(n_bars: int, starts: list[int]) -> np.ndarray:
 
 
 def match_density(source: np.ndarray, starts: list[int], level: np.ndarray,
-                  degrees: np.ndarray | None = None) -> np.ndarray:
-    """Re-point each re-played bar to the earlier new bar of its section whose requested density
+                  degrees: np.ndarray | None = None,
+                  beat_slots: list[frozenset[int]] | None = None) -> np.ndarray:
+    """Re-point each re-played bar to the earlier bar of its section whose requested density
     (`level`, per bar) is closest to its own, the planned source winning ties (then the nearest).
 
     A re-played bar is fitted to its own density (`fit_slots`): from a source asked for the same
     density it keeps the source's rhythm whole, so the repeat is heard; from a much sparser or
-    busier one it keeps the chords but not the rhythm. Phrase-end bars (fills) are not sources.
+    busier one it keeps the chords but not the rhythm. A source may itself be a re-played bar
+    (as it sounded, fitted to its own density): a phrase that grows busier bar by bar then
+    repeats its latest form. Phrase-end bars (fills) are not sources.
     degrees: per bar, its planned chord (`phrase_degrees`): a bar only re-plays one with the
     same chord, and is new when there is none.
+    beat_slots: per bar, the slots of its visual beats (which a re-played bar adds as onsets and
+    accents): among sources of equally close density, the one with the most alike beats.
     """
     out = source.copy()
     level = np.asarray(level, dtype=np.float64)
@@ -122,11 +129,14 @@ def match_density(source: np.ndarray, starts: list[int], level: np.ndarray,
     for b in np.flatnonzero(source >= 0):
         planned = int(source[b])
         start = starts[sec[b]]
-        cands = [k for k in range(start, b) if source[k] == -1
-                 and (k - start) % PERIOD_BARS != PERIOD_BARS - 1] + [planned]
+        cands = [k for k in range(start, b) if (k - start) % PERIOD_BARS != PERIOD_BARS - 1
+                 ] + [planned]
         if degrees is not None:
             cands = [k for k in cands if degrees[k] == degrees[b]]
-        out[b] = (min(cands, key=lambda k: (abs(level[k] - level[b]), k != planned, b - k))
+        beats = beat_slots[b] if beat_slots is not None else frozenset()
+        out[b] = (min(cands, key=lambda k: (abs(level[k] - level[b]),
+                                            len(beats ^ beat_slots[k]) if beat_slots else 0,
+                                            k != planned, b - k))
                   if cands else -1)
     return out
 
