@@ -10,10 +10,14 @@ chord, what each bar played). Two functions drive it:
   `beat_coverage` (an onset on every beat), `register` (each instrument inside its measured pitch
   range; drums on the corpus's GM kit), `polyphony` (no more notes at once than the corpus's
   instruments play), `accent` (a visual beat on drums is kick + crash, not a pile of kit
-  pieces), `forced_chord` (notes forced by a visual beat are chord tones) and `no_clusters` (no
-  semitone, tritone or major seventh inside one chord).
+  pieces), `forced_chord` (notes forced by a visual beat are chord tones), `no_clusters` (no
+  semitone, tritone or major seventh inside one chord but a V7's own tritone) and, in a planned
+  progression (a requested key), `bass_root` (the first bass note of each beat is the chord's
+  root) and `low_voice` (other parts' low notes are root or fifth). Once a note's pitch is
+  drawn, `length_allowed` keeps a tone outside the chord short (`note_length`).
 - `pitch_bias(state, plan) -> additive logits`: the harmony rule, a soft pull towards the bar's
-  chord (full on its beats, half between them) and, when switched on, the key's scale.
+  chord (on its beats; between them as `Rules.key_offbeat` says), the requested key's profile,
+  and `voicing_bias` (a chord spreads over its tones, its third first).
 - `advance(state, plan, sampled) -> row`: accepts a sampled token, or replaces it by a control
   (a visual beat, a bar density), a groove hit or the next row of a re-played bar.
 """
@@ -92,7 +96,9 @@ class Rules:
     passing_length: with a requested key, a note outside its bar's chord (a passing or
         neighbour tone) lasts at most this many sixteenths (`note_length`; 0 = off): the long
         notes, which the key is heard by, are chord tones.
-    key_offbeat: share of a requested key's pulls between the beats (0: passing tones free).
+    key_offbeat: share of a requested key's pulls between the beats (0, the default: passing
+        tones free, and short, `passing_length`; 0.5 kept 2 % of the notes outside the scale,
+        real songs have 4-6 %).
     voicing: pull (logits) away from a pitch class a chord already holds while it lacks one of
         its chord's tones (`voicing_bias`): chords, not octaves of one note.
     third: pull (logits) towards the chord's third while a chord lacks it (`voicing_bias`).
