@@ -78,7 +78,9 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, help="clip length (default 60, or 15 with --quick)")
     ap.add_argument("--threads", type=int, help="torch threads (default: the faster of 1 and 2)")
     ap.add_argument("--checkpoint", type=Path, help="a model other than the shipped one")
-    ap.add_argument("--int8", action="store_true", help="int8 recurrent step (`--int8`)")
+    ap.add_argument("--int8", action=argparse.BooleanOptionalAction, default=True,
+                    help="int8 recurrent step (the default, as `vbgm generate`'s; --no-int8 for "
+                         "float32)")
     args = ap.parse_args()
     seconds = args.seconds or (15.0 if args.quick else 60.0)
 

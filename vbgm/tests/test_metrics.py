@@ -257,6 +257,18 @@ def test_density_fidelity_is_rank_agreement() -> None:
     assert math.isnan(M.density_fidelity(song, np.full(6, 4)))
 
 
+def test_average_ranks_give_scipys_spearman_with_ties() -> None:
+    from scipy.stats import spearmanr
+
+    rng = np.random.default_rng(0)
+    assert M.average_ranks(np.array([5, 1, 5, 3])).tolist() == [2.5, 0.0, 2.5, 1.0]
+    for _ in range(20):
+        a, b = rng.integers(0, 5, 12), rng.integers(0, 5, 12)  # many ties
+        if np.ptp(a) and np.ptp(b):
+            ours = np.corrcoef(M.average_ranks(a), M.average_ranks(b))[0, 1]
+            assert ours == pytest.approx(spearmanr(a, b).statistic)
+
+
 def test_length_error_and_video_fit_bundle() -> None:
     song = make_song([(0, 4, 60, 2, 80), (60, 4, 62, 2, 80)])  # ends at 64 sixteenths
     assert M.music_seconds(song, 120.0) == pytest.approx(8.0)

@@ -178,6 +178,18 @@ def test_limiter_never_exceeds_ceiling(gain_db: float, seed: int, ceiling_db: fl
         np.testing.assert_array_equal(out, audio)
 
 
+def test_running_min_and_mean_are_scipys_filters() -> None:
+    from scipy.ndimage import minimum_filter1d, uniform_filter1d
+
+    rng = np.random.default_rng(0)
+    for n, width in ((1000, 441), (50, 441), (7, 3), (300, 1), (2000, 63)):
+        x = rng.random(n)
+        want_min = minimum_filter1d(x, width, mode="nearest")
+        want_mean = uniform_filter1d(x, width, mode="nearest")
+        assert np.array_equal(render.running_min(x, width), want_min)
+        assert np.allclose(render.running_mean(x, width), want_mean, atol=1e-12)
+
+
 def test_limiter_is_smooth_around_a_spike() -> None:
     audio = np.full((SR, 2), 0.1, np.float32)
     audio[SR // 2] = 2.0

@@ -314,20 +314,25 @@ def test_a_requested_key_holds_the_music_in_its_scale(model) -> None:
 
 
 def test_the_model_alone_follows_the_key_token(model) -> None:
-    """The pulls off: only the key token in the model's initial rows carries the request. The
-    music must sit in the requested scale, and not merely in the model's favourite one."""
+    """The pulls and the plan's rules off: only the key token in the model's initial rows
+    carries the request. The music must sit in the requested scale, and not merely in the
+    model's favourite one."""
     ctl = Controls(n_sixteenths=8 * 16, bar_density=np.full(8, 10))
-    alone = SamplingConfig(control=0.7, rules=Rules(key_pull=0.0, key_chord_pull=0.0),
+    off = Rules(key_pull=0.0, key_chord_pull=0.0, bass_roots=False, third=0.0, passing_length=0)
+    alone = SamplingConfig(control=0.7, rules=off,
                            key_offbeat_pitch_temperature=SamplingConfig().key_pitch_temperature)
     keys = (harmony.parse_key("D minor"), harmony.parse_key("Ab"))
     share = np.zeros((2, 2))  # [requested, scale measured]
     for i, key in enumerate(keys):
-        for seed in (1, 2):
+        for seed in range(6):
             (g,) = generate(model, ctl, Request(key=key), alone, seed=seed)
             pcs = g.song.notes[g.song.notes[:, INSTRUMENT] != DRUMS][:, PITCH] % 12
-            share[i] += [harmony.scale_mask(k)[pcs].mean() / 2 for k in keys]
-    assert share[0, 0] >= 0.85 and share[1, 1] >= 0.85, share
-    assert share[0, 0] > share[0, 1] + 0.2 and share[1, 1] > share[1, 0] + 0.2, share
+            share[i] += [harmony.scale_mask(k)[pcs].mean() / 6 for k in keys]
+    # Measured: 86-90 % of the notes in the requested scale, 19-24 points more than in the
+    # other (D minor's harmonic scale and Ab major share five tones); the plan's rules without
+    # the pulls reach 94-95 %.
+    assert share[0, 0] >= 0.8 and share[1, 1] >= 0.8, share
+    assert share[0, 0] > share[0, 1] + 0.15 and share[1, 1] > share[1, 0] + 0.15, share
 
 
 def test_auto_key_follows_the_picture_and_the_seed() -> None:

@@ -19,7 +19,7 @@ from vbgm.controls import (
 )
 from vbgm.errors import VbgmError
 from vbgm.synthetic_video import pan_frames, positions_from_velocity, write_video
-from vbgm.video import AnalysisConfig, VideoAnalysis, analyze, read_motion
+from vbgm.video import AnalysisConfig, VideoAnalysis, analyze, read_motion, smooth_frames
 
 FPS = 30.0
 H, W = 180, 320  # synthetic clips are small: encoding and decoding stay fast
@@ -78,6 +78,17 @@ def test_real_clips(real_analyses: dict[str, VideoAnalysis], video_root: Path) -
     assert real_analyses["vtest.avi"].fps == pytest.approx(10.0, abs=0.01)
     assert len(real_analyses["bikes.mp4"].cuts) == 5  # the clip has five shot changes
     assert sum(len(a.cuts) for n, a in real_analyses.items() if n != "bikes.mp4") == 0
+
+
+def test_smooth_frames_is_scipys_gaussian_filter() -> None:
+    from scipy.ndimage import gaussian_filter1d
+
+    x = np.random.default_rng(0).random((40, 8))
+    for sigma in (0.5, 1.0, 2.5):
+        want = gaussian_filter1d(x, sigma, axis=0, mode="nearest")
+        assert np.allclose(smooth_frames(x, sigma), want, atol=1e-12)
+    assert np.allclose(smooth_frames(x[:2], 1.0), gaussian_filter1d(x[:2], 1.0, axis=0,
+                                                                     mode="nearest"))
 
 
 def test_json_round_trip(real_analyses: dict[str, VideoAnalysis]) -> None:

@@ -465,13 +465,21 @@ def density_fidelity(song: Song, bar_density: np.ndarray) -> float:
     busiest bars are the ones asked to be busiest. NaN when either side is constant (no ranking
     to agree with) or there are fewer than two bars.
     """
-    from scipy.stats import spearmanr
-
     req = np.asarray(bar_density, dtype=np.float64).ravel()
     got = realised_bar_density(song, len(req)).astype(np.float64)
     if len(req) < 2 or np.ptp(req) == 0 or np.ptp(got) == 0:
         return math.nan
-    return float(spearmanr(req, got).statistic)
+    return float(np.corrcoef(average_ranks(req), average_ranks(got))[0, 1])
+
+
+def average_ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks 0..n-1 of the values of x, tied values sharing their mean rank (Spearman's rho is
+    the Pearson correlation of these). In numpy: scipy.stats costs ~0.5 s of every start."""
+    x = np.asarray(x).ravel()
+    ranks = np.empty(len(x))
+    ranks[np.argsort(x, kind="stable")] = np.arange(len(x))
+    _, tie, counts = np.unique(x, return_inverse=True, return_counts=True)
+    return (np.bincount(tie, weights=ranks) / counts)[tie]
 
 
 def strength_fidelity(song: Song, beat_sixteenths: np.ndarray, beat_strengths: np.ndarray,

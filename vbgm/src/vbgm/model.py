@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -363,15 +364,18 @@ def _int8_linear(lin: nn.Linear) -> Callable[[Tensor], Tensor]:
     quantised on the fly (`torch.ops.quantized.linear_dynamic`)."""
     w = lin.weight.detach().float()
     scales = (w.abs().amax(dim=1).clamp(min=1e-8) / 127).double()
-    q = torch.quantize_per_channel(w, scales, torch.zeros(len(w), dtype=torch.long), 0,
-                                   torch.qint8)
+    with warnings.catch_warnings():  # torch 2.13 flags quantised tensors as deprecated
+        warnings.simplefilter("ignore", UserWarning)
+        q = torch.quantize_per_channel(w, scales, torch.zeros(len(w), dtype=torch.long), 0,
+                                       torch.qint8)
     packed = torch.ops.quantized.linear_prepack(q, lin.bias.detach().float())
     return lambda x: torch.ops.quantized.linear_dynamic(x, packed)
 
 
 def int8_available() -> bool:
     """Whether this torch build has a quantised CPU engine (fbgemm on x86, qnnpack on Arm)."""
-    return torch.backends.quantized.engine not in ("none", "")
+    return (torch.backends.quantized.engine not in ("none", "")
+            and hasattr(torch, "quantize_per_channel"))
 
 
 # ---- the reference checkpoint ----

@@ -478,6 +478,17 @@ def _suppress(times: np.ndarray, idx: np.ndarray, height: np.ndarray, spacing: f
     return np.array(sorted(keep), dtype=np.int64)
 
 
+def smooth_frames(x: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian smoothing along axis 0 with the edges extended (scipy.ndimage's
+    gaussian_filter1d, mode "nearest", kernel cut at 4 sigma), in numpy: importing scipy.ndimage
+    costs ~0.2 s of every start."""
+    radius = int(4.0 * sigma + 0.5)
+    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    taps /= taps.sum()
+    padded = np.pad(x, [(radius, radius)] + [(0, 0)] * (x.ndim - 1), mode="edge")
+    return sum(w * padded[i: i + len(x)] for i, w in enumerate(taps))
+
+
 def impact_envelope(motion: Motion, cuts: np.ndarray, sigma_frames: float = 1.0) -> np.ndarray:
     """Per-frame visual impact: sum over directions of the half-wave rectified decrease of motion.
 
@@ -485,8 +496,6 @@ def impact_envelope(motion: Motion, cuts: np.ndarray, sigma_frames: float = 1.0)
     so the envelope is zero on the cut frame and the one after. Units: frame heights per second
     of motion lost.
     """
-    from scipy.ndimage import gaussian_filter1d
-
     # Light temporal smoothing of each shot's directogram: flow noise flickers from frame to
     # frame, real impacts last; it triples the ratio of true impacts to noise peaks on the
     # synthetic tests, without moving the peaks.
@@ -494,7 +503,7 @@ def impact_envelope(motion: Motion, cuts: np.ndarray, sigma_frames: float = 1.0)
     for i in cuts:  # the flow across the cut is garbage: use the new shot's first real one
         d[i] = d[min(i + 1, len(d) - 1)]
     if sigma_frames > 0:
-        d = np.concatenate([gaussian_filter1d(part, sigma_frames, axis=0, mode="nearest")
+        d = np.concatenate([smooth_frames(part, sigma_frames)
                             for part in np.split(d, cuts) if len(part)])
     env = np.concatenate([[0.0], np.maximum(d[:-1] - d[1:], 0.0).sum(axis=1)])
     for i in cuts:

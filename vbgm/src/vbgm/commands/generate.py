@@ -33,9 +33,10 @@ def add_sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--synth", default="auto", choices=("auto", "fluidsynth", "symusic"),
                    help="audio renderer")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--int8", action="store_true",
-                   help="int8 weights in the model's recurrent step: ~1.6x faster generation "
-                        "on a CPU, the same music distribution (mean KL 1e-4)")
+    p.add_argument("--int8", action=argparse.BooleanOptionalAction, default=True,
+                   help="int8 weights in the model's recurrent step (the default where torch "
+                        "has a quantised CPU engine): 2.2x faster model steps on a CPU, the same "
+                        "music distribution (mean KL 1e-4); --no-int8 for float32")
 
 
 def add_originality_arg(p: argparse.ArgumentParser) -> None:
