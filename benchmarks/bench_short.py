@@ -4,7 +4,8 @@ Clips: cup.mp4 (8.1 s, 640x360, with sound) from the shared videos, and its firs
 with PyAV (re-encoded, so it starts on a key frame). Each is run as a fresh `vbgm generate`
 process (what a user waits for), timed from outside; the stages come from the command's own
 log ("[x s]" per stage); "startup" is the rest: interpreter, imports, model and SoundFont loading.
-A third run does both clips in one process (a batch: startup paid once).
+A third run does both clips in one process (a batch: startup paid once). The fourth clip is 4K:
+cup.mp4's first 5 s scaled to 3840x2160 and re-encoded (made once in the temporary folder).
 
 Runs are kept per `--label` (e.g. before / after a change) in benchmarks/results/short.json,
 whose figures are those of the latest label (run_all.py's convention).
@@ -32,20 +33,24 @@ RESULTS = ROOT / "benchmarks" / "results" / "short.json"
 STAGE = re.compile(r"^\s+(analysed|generated|rendered \+ muxed).*\[([\d.]+) s(?: \+ ([\d.]+) s)?\]")
 
 
-def cut_clip(src: Path, dst: Path, seconds: float) -> None:
-    """The first `seconds` of `src` (video and sound) re-encoded to H.264/AAC with PyAV."""
+def cut_clip(src: Path, dst: Path, seconds: float, size: tuple[int, int] | None = None) -> None:
+    """The first `seconds` of `src`'s picture re-encoded to H.264 with PyAV (scaled to `size`,
+    e.g. 3840x2160 for a 4K clip of real footage)."""
     import av
 
     with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
         vin = inp.streams.video[0]
+        width, height = size or (vin.width, vin.height)
         vout = out.add_stream("libx264", rate=vin.average_rate or Fraction(30))
-        vout.width, vout.height, vout.pix_fmt = vin.width, vin.height, "yuv420p"
-        vout.options = {"preset": "veryfast"}
+        vout.width, vout.height, vout.pix_fmt = width, height, "yuv420p"
+        vout.time_base = vin.time_base  # the source's timestamps, kept frame by frame
+        vout.options = {"preset": "veryfast" if size is None else "ultrafast"}
         for frame in inp.decode(vin):
             if frame.time is not None and frame.time >= seconds:
                 break
-            frame.pts = None
-            out.mux(vout.encode(frame.reformat(format="yuv420p")))
+            picture = frame.reformat(width, height, format="yuv420p")
+            picture.pts, picture.time_base = frame.pts, frame.time_base
+            out.mux(vout.encode(picture))
         out.mux(vout.encode(None))
 
 
@@ -92,9 +97,14 @@ def main() -> None:
         cup = VIDEOS / "cup.mp4"
         half = Path(tmp) / "half.mp4"
         cut_clip(cup, half, 0.5)
+        uhd = Path(tempfile.gettempdir()) / "vbgm-bench-short-4k-5s.mp4"  # made once: ~1 min
+        if not uhd.is_file():
+            cut_clip(cup, uhd.with_suffix(".part.mp4"), 5.0, (3840, 2160))
+            uhd.with_suffix(".part.mp4").replace(uhd)
         cases = {"cup 8.1 s": ([cup], Path(tmp) / "cup_out.mp4", 8.1),
                  "cut 0.5 s": ([half], Path(tmp) / "half_out.mp4", 0.5),
-                 "batch of both": ([cup, half], Path(tmp) / "batch", 8.6)}
+                 "batch of both": ([cup, half], Path(tmp) / "batch", 8.6),
+                 "4K 5 s": ([uhd], Path(tmp) / "uhd_out.mp4", 5.0)}
         run: dict = {"imports_s": round(min(import_seconds() for _ in range(repeat)), 2)}
         for name, (videos, out, seconds) in cases.items():
             best = min((run_generate(videos, out) for _ in range(repeat)),
@@ -106,7 +116,7 @@ def main() -> None:
     data = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     runs = data.get("runs", {})
     runs[args.label] = run
-    machine = f"{platform.machine()}, {os.cpu_count()} CPUs (one busy with training)"
+    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}"
     figures = []
     for name in cases:
         r = run[name]

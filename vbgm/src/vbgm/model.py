@@ -334,12 +334,22 @@ class CMT(nn.Module):
         int8 weights and dynamically quantised inputs (`int8_available()`; generation ~1.6x
         faster for `medium` on one CPU thread, mean KL of the field distributions 1e-4).
         """
+        return self._step(tokens, state, self._step_layers(int8))
+
+    def stepper(self, int8: bool = False) -> Callable[[Tensor, State], tuple[Tensor, State]]:
+        """`step` with its layers prepared once, for a generation loop during which the weights
+        do not change (`step` checks every call that they did not: 10 % of a batch-1 step)."""
+        layers = self._step_layers(int8)
+        return lambda tokens, state: self._step(tokens, state, layers)
+
+    @torch.no_grad()
+    def _step(self, tokens: Tensor, state: State, layers: list[tuple[Any, ...]]
+              ) -> tuple[Tensor, State]:
         x = self.embed_tokens(tokens[:, None])[:, 0]
         B, D = x.shape
         H = self.config.n_head
         dk = D // H
-        for i, (qkv_map, out_map, ff1, ff2, g1, c1, g2, c2) in enumerate(
-                self._step_layers(int8)):
+        for i, (qkv_map, out_map, ff1, ff2, g1, c1, g2, c2) in enumerate(layers):
             qkv = qkv_map(x).view(B, 3, H, dk)
             q, k, v = phi(qkv[:, 0]), phi(qkv[:, 1]), qkv[:, 2]
             S = state.S[i].view(B * H, dk, dk)

@@ -274,10 +274,11 @@ def _generate(model: CMT, controls: Controls, request: Request, config: Sampling
     state = model.init_state(init[None].expand(candidates, -1, -1).contiguous())
     cap = int(config.max_tokens_per_sixteenth * controls.n_sixteenths) + 64
     bar = _progress(controls.n_sixteenths) if progress else None
+    step = model.stepper(int8)
     for _ in range(cap):
         if all(s.done for s in states):
             break
-        h, state = model.step(torch.from_numpy(feed), state, int8=int8)
+        h, state = step(torch.from_numpy(feed), state)
         masks = [rules.allowed(s, p) for s, p in zip(states, plans)]
         logits = _mask_logits(model.type_logits(h), [m[vocab.TYPE] for m in masks])
         types = sample_top_p(logits, temperature[0], config.top_p[0], gen)
