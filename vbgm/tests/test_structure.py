@@ -110,8 +110,8 @@ def test_phrase_degrees_follow_the_progression_and_cadence() -> None:
     assert degrees.tolist() == [0, 3, 0, 4, 0, 5, 3, 4, 0, 3, 4, 0]  # ... V, I at the end
     assert phrase_degrees(16, [0, 6])[6:9].tolist() == [0, 3, 0]  # a section starts a period
     assert phrase_degrees(4, [0]).tolist() == [0, 3, 0, 0]  # too short for a V-I cadence
-    minor = phrase_degrees(12, [0], minor=True)  # i-iv-i-VII | i-VI-iv-V7 | i-iv-V7-i
-    assert minor.tolist() == [0, 3, 0, 6, 0, 5, 3, 4, 0, 3, 4, 0]
+    minor = phrase_degrees(12, [0], minor=True)  # i-VI-i-VII | i-VI-iv-V7 | i-VI-V7-i
+    assert minor.tolist() == [0, 5, 0, 6, 0, 5, 3, 4, 0, 5, 4, 0]
 
 
 def test_match_density_prefers_a_source_asked_for_the_same_density() -> None:

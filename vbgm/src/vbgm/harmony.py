@@ -138,14 +138,16 @@ def plan_chord(key: int, degree: int) -> tuple[int, ...]:
 
 
 # Scale degrees of the chords of each 8-bar period in a requested key: I-IV-I-V7 | I-vi-IV-V7 in
-# major, i-iv-i-VII | i-VI-iv-V7 in minor. The tonic triad starts every phrase and holds three
+# major, i-VI-i-VII | i-VI-iv-V7 in minor. The tonic triad starts every phrase and holds three
 # bars in eight, so the key is heard rather than only its scale, and the bars the phrase form
 # re-plays (`structure.plan_repeats`: bar 2 re-plays bar 0, a phrase the one before) mostly keep
 # their source's chord. In minor the dominant (whose leading tone belongs to the parallel major
 # key, as do all four tones of its V7) comes only at the period's end; mid-period the natural
-# VII answers the tonic instead.
+# VII answers the tonic instead, and VI (the minor key's third and sixth) follows it: measured
+# on 90 songs, minor keys were heard as their parallel or relative major less often (key found
+# 85.6 % with i-iv-i-VII, 88.9 % with i-VI-i-VII).
 PHRASE_DEGREES = (0, 3, 0, 4, 0, 5, 3, 4)
-PHRASE_DEGREES_MINOR = (0, 3, 0, 6, 0, 5, 3, 4)
+PHRASE_DEGREES_MINOR = (0, 5, 0, 6, 0, 5, 3, 4)
 
 
 def degree_of(key: int, pitch_class: int) -> int | None:

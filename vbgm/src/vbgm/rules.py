@@ -119,7 +119,7 @@ class Rules:
     voicing: float = 2.5
     key_offbeat: float = 0.0
     passing_length: int = 2
-    third: float = 1.0
+    third: float = 2.0
 
 
 @dataclass
