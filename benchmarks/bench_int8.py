@@ -23,10 +23,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from vbgm.atomic import write_text_atomic
 from vbgm.midi import load_song
-from vbgm.model import CMT, CONFIGS, int8_available
+from vbgm.model import CMT, CONFIGS, int8_available, int8_divergences
 from vbgm.pipeline import load_model
 
 from vbgm import tokens, vocab
@@ -59,23 +58,6 @@ def tokens_per_s(model: CMT, init: torch.Tensor, rows: torch.Tensor, int8: bool)
     return len(rows) / (time.perf_counter() - start)
 
 
-@torch.no_grad()
-def mean_kl(model: CMT, init: torch.Tensor, rows: torch.Tensor) -> float:
-    """Mean KL(float32 || int8) of every field distribution along the teacher-forced rows."""
-    s32, s8 = model.init_state(init), model.init_state(init)
-    kls = []
-    for r in rows:
-        h32, s32 = model.step(r[None], s32)
-        h8, s8 = model.step(r[None], s8, int8=True)
-        types = r[None, vocab.TYPE]
-        for a, b in zip([model.type_logits(h32), *model.field_logits(h32, types)],
-                        [model.type_logits(h8), *model.field_logits(h8, types)]):
-            if a is not None:
-                p, q = F.log_softmax(a, -1), F.log_softmax(b, -1)
-                kls.append(float((p.exp() * (p - q)).sum()))
-    return float(np.mean(kls))
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tokens", type=int, default=300)
@@ -99,7 +81,7 @@ def main() -> None:
         line = (f"{name} ({model.config.n_layer}x{model.config.d_model}): float32 "
                 f"{best[False]:.0f}, int8 {best[True]:.0f} tokens/s = {ratio:.2f}x")
         if name == "shipped":
-            out[name]["mean_kl"] = mean_kl(model, init, rows[:200])
+            out[name]["mean_kl"] = float(np.mean(int8_divergences(model, init, rows[:200])))
             line += f"; mean KL of the field distributions {out[name]['mean_kl']:.1e}"
         print(line, flush=True)
         figures.append({"metric": f"int8 step speed-up, {name}, batch 1, 1 thread",

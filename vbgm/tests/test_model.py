@@ -303,7 +303,7 @@ def test_overfits_one_real_song(real_song_rows):
 def test_int8_step_keeps_the_distributions_of_float32(midi_root) -> None:
     """The int8 recurrent step (`CMT.step(int8=True)`) on a real song with the shipped model:
     every field's distribution within a mean KL of 0.01 of float32's (measured 1e-4)."""
-    from vbgm.model import int8_available
+    from vbgm.model import int8_available, int8_divergences
     from vbgm.pipeline import load_model
 
     if not int8_available():
@@ -312,16 +312,6 @@ def test_int8_step_keeps_the_distributions_of_float32(midi_root) -> None:
     song, _ = load_song(sorted((midi_root / "simutrans").glob("*.mid"))[0])
     rows = torch.from_numpy(tokens.encode(song)[:200].astype(np.int64))
     init = torch.from_numpy(tokens.init_tokens(0, song.instruments))[None]
-    s32, s8 = model.init_state(init), model.init_state(init)
-    kls = []
-    for r in rows:
-        h32, s32 = model.step(r[None], s32)
-        h8, s8 = model.step(r[None], s8, int8=True)
-        types = r[None, vocab.TYPE]
-        for a, b in zip([model.type_logits(h32), *model.field_logits(h32, types)],
-                        [model.type_logits(h8), *model.field_logits(h8, types)]):
-            if a is not None:
-                p, q = F.log_softmax(a, -1), F.log_softmax(b, -1)
-                kls.append(float((p.exp() * (p - q)).sum()))
+    kls = int8_divergences(model, init, rows)
     assert np.mean(kls) <= 0.01, np.mean(kls)
     assert np.max(kls) < 0.2
