@@ -58,13 +58,15 @@ KEY_AFTER_NOTES = 6
 BASS_BELOW = 60  # the bass stays below middle C, as real bass lines do (1 % of their notes above)
 BASS_ROOT_BELOW = 48  # and a root on a beat below C3 (real bass lines' median is near D2)
 LOW_VOICE_BELOW = 48  # below C3 another instrument plays the bass's part: its chord's root or fifth
-# Default pulls towards a requested key: its Krumhansl-Kessler profile's log
-# (`harmony.profile_logits`; 1: tonic +0.6 logits, tones outside the key about -0.4) and the
-# chords of its planned progression (1 logit off the chord on a beat, 0.5 between beats). The
-# keyed model learns the scale from its key token; the planned chords (with the bass on their
-# roots) make the key heard. Measured on 18 songs (sweep in the model card): a chord pull of
-# 1.5 or 2 found the key as often (89 %) with less pitch variety; the earlier profile pull of 3
-# made a drone on the tonic (3-4 pitch classes in a song).
+# Default pulls towards a requested key, on the beats (between them `Rules.key_offbeat` of
+# that): its Krumhansl-Kessler profile's log (`harmony.profile_logits`; 1: tonic +0.6 logits,
+# tones outside the key about -0.4) and the chords of its planned progression (1 logit off the
+# chord). The keyed model learns the scale from its key token; the planned chords (with the
+# bass on their roots) make the key heard. Measured over the 90 songs of bench_keys.py: a
+# profile pull of 1.5 found the key no more often (80 %), a chord pull of 1.5 no more (84 % vs
+# 86 %); without the profile pull 10 pitch classes sounded in a clip's song and 10 % of the notes
+# left the scale (bench_music.py, C = 0.7); the earlier profile pull of 3 made a drone on the
+# tonic (3-4 pitch classes in a song).
 REQUESTED_KEY_PULL = 1.0
 REQUESTED_KEY_CHORD_PULL = 1.0
 
@@ -98,7 +100,7 @@ class Rules:
         notes, which the key is heard by, are chord tones.
     key_offbeat: share of a requested key's pulls between the beats (0, the default: passing
         tones free, and short, `passing_length`; 0.5 kept 2 % of the notes outside the scale,
-        real songs have 4-6 %).
+        real songs' excerpts have 3.5-6 %).
     voicing: pull (logits) away from a pitch class a chord already holds while it lacks one of
         its chord's tones (`voicing_bias`): chords, not octaves of one note.
     third: pull (logits) towards the chord's third while a chord lacks it (`voicing_bias`).
@@ -516,8 +518,9 @@ def voicing_bias(state: State, plan: Plan) -> np.ndarray | None:
 
 
 def pitch_bias(state: State, plan: Plan) -> np.ndarray | None:
-    """Additive pitch logits (129,) pulling towards the key's scale and the bar's chord (twice
-    as hard on its quarter notes); a bass on a quarter note leans on the root. None when
+    """Additive pitch logits (129,) pulling towards the key's scale and the bar's chord (on its
+    quarter notes; between them half as hard, or `Rules.key_offbeat` of it for a requested key);
+    a bass on a quarter note leans on the root; plus `voicing_bias`. None when
     harmony is off, the instrument is drums or no key is known yet."""
     w, c = plan.rules.harmony, plan.rules.chord
     if plan.key is not None:
@@ -653,7 +656,7 @@ def _accept_note(state: State, plan: Plan, value: int, duration: int) -> np.ndar
     return make_row(plan, 0, vocab.TYPE_NOTE, 0, value, duration, state.instr, 0, i)
 
 
-def _cadence_chord(state: State, plan: Plan) -> tuple[int, int, int] | None:
+def _cadence_chord(state: State, plan: Plan) -> tuple[int, ...] | None:
     """The last bar rests on the tonic triad, the one before on the dominant; with a requested
     key, every bar takes its chord from the plan (`structure.phrase_degrees`), so the key is
     heard, not only its scale."""

@@ -8,7 +8,7 @@ Pure planning over bar indices, made before sampling:
   new again (the variation at the phrase end). A section whose motion level is close to an
   earlier section's recalls that section's bars. The last bar of a section (its transition) and
   the last bar of the song (the cadence) are always new. `match_density` then lets a re-played
-  bar take the earlier new bar of its section whose requested density is closest to its own.
+  bar take the earlier bar of its section (with its chord) whose requested density is closest.
 - `replay_groups`: a re-played bar's note groups, fitted to the bar's own density and visual beats:
   weaker slots dropped or copies of neighbouring groups added until the count matches.
 """
@@ -125,6 +125,7 @@ def match_density(source: np.ndarray, starts: list[int], level: np.ndarray,
     level = np.asarray(level, dtype=np.float64)
     if len(level) < len(source):
         return out
+    beat_slots = beat_slots or [frozenset()] * len(source)
     sec = section_of(starts, len(source))
     for b in np.flatnonzero(source >= 0):
         planned = int(source[b])
@@ -133,9 +134,8 @@ def match_density(source: np.ndarray, starts: list[int], level: np.ndarray,
                  ] + [planned]
         if degrees is not None:
             cands = [k for k in cands if degrees[k] == degrees[b]]
-        beats = beat_slots[b] if beat_slots is not None else frozenset()
         out[b] = (min(cands, key=lambda k: (abs(level[k] - level[b]),
-                                            len(beats ^ beat_slots[k]) if beat_slots else 0,
+                                            len(beat_slots[b] ^ beat_slots[k]),
                                             k != planned, b - k))
                   if cands else -1)
     return out

@@ -481,7 +481,7 @@ def _suppress(times: np.ndarray, idx: np.ndarray, height: np.ndarray, spacing: f
 def smooth_frames(x: np.ndarray, sigma: float) -> np.ndarray:
     """Gaussian smoothing along axis 0 with the edges extended (scipy.ndimage's
     gaussian_filter1d, mode "nearest", kernel cut at 4 sigma), in numpy: importing scipy.ndimage
-    costs ~0.2 s of every start."""
+    costs 0.13-0.15 s of every start."""
     radius = int(4.0 * sigma + 0.5)
     taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
     taps /= taps.sum()
