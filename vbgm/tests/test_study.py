@@ -336,12 +336,15 @@ def http_participant(base: str, table: dict[str, tuple[str, str]], person: int,
 def db_pages(study: Path) -> int:
     """Pages answered, after checking the database: intact, and every page whole (a rating
     row per system, no rating without its page)."""
-    db = sqlite3.connect(study / "answers.sqlite")
+    db = sqlite3.connect(study / "answers.sqlite", isolation_level=None)
     try:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        # one read transaction: both queries see the same snapshot while the server writes
+        db.execute("BEGIN")
         per_page = db.execute("SELECT participant, video, COUNT(*) FROM ratings "
                               "GROUP BY participant, video").fetchall()
         pages = db.execute("SELECT participant, video FROM pages").fetchall()
+        db.execute("COMMIT")
     finally:
         db.close()
     assert sorted((p, v) for p, v, _ in per_page) == sorted(pages)
