@@ -105,15 +105,16 @@ def test_harmony_pulls_to_the_scale_and_the_chord() -> None:
     weak = rules.pitch_bias(replace(state, slot=1), plan)
     assert weak[value[2]] > bias[value[2]]  # passing tones are freer off the beat
     assert rules.pitch_bias(replace(state, instr=DRUMS), plan) is None
-    # No pull by default (measured: with the shipped model both made the music simpler and
-    # more consonant than real songs; bench_music), but a requested key pulls to its profile
-    # (tonic first, then fifth and third; tones outside the key last) and the bar's chord.
-    assert rules.pitch_bias(state, _plan()) is None
+    assert rules.pitch_bias(state, _plan(rules_=Rules(harmony=0.0))) is None
+    # A requested key pulls to its profile (tonic first, then fifth and third; tones outside
+    # the key last) and the bar's chord; the plain scale pull is for music without a key.
     keyed = rules.make_plan(64, np.full(4, 9), np.zeros((0, 2)), np.zeros(0), (1, 2), (1,), 0,
                             1.0, np.random.default_rng(0), STATS)
     bias = rules.pitch_bias(replace(state, chord=None), keyed)
     assert bias[value[0]] > bias[value[7]] > bias[value[4]] > bias[value[2]] > bias[value[6]]
     assert bias[value[6]] < -0.2 < bias[value[2]]
+    scale_pull = replace(keyed, rules=Rules(harmony=5.0))
+    assert np.array_equal(rules.pitch_bias(replace(state, chord=None), scale_pull), bias)
     in_chord = rules.pitch_bias(state, keyed)
     assert in_chord[value[2]] < 0 < in_chord[value[4]]  # D is no tone of the C major chord
     # Between the beats a requested key's pulls keep `key_offbeat` of their strength.

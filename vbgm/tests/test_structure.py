@@ -13,6 +13,7 @@ from vbgm.structure import (
     plan_repeats,
     plan_sections,
     replay_groups,
+    thin,
 )
 
 
@@ -205,3 +206,16 @@ def test_replay_groups_keeps_and_copies_groups():
     # Nothing after last_slot; no source groups, nothing to copy.
     assert all(g.slot <= 5 for g in replay_groups([drum, chord], [0, 4, 8], last_slot=5))
     assert replay_groups([], [0, 4], last_slot=15) == []
+
+
+def test_thin_keeps_a_share_of_the_links_and_nothing_else() -> None:
+    links = np.array([-1, -1, 0, 1, 0, 1, 2, -1] * 250)
+    rng = np.random.default_rng(0)
+    assert thin(links, 1.0, rng) is links  # share 1: everything, nothing drawn
+    assert rng.random() == np.random.default_rng(0).random()
+    kept = thin(links, 0.75, np.random.default_rng(1))
+    assert set(np.flatnonzero(kept >= 0)) <= set(np.flatnonzero(links >= 0))  # never a new link
+    assert np.array_equal(kept[kept >= 0], links[kept >= 0])  # kept links unchanged
+    share = (kept >= 0).sum() / (links >= 0).sum()
+    assert 0.72 < share < 0.78
+    assert (thin(links, 0.0, np.random.default_rng(2)) == -1).all()

@@ -49,7 +49,10 @@ from vbgm.tokens import decode, init_tokens
 @dataclass(frozen=True)
 class SamplingConfig:
     """How tokens are drawn. Temperatures and top-p per field in `SAMPLED` order (type, barbeat,
-    density, pitch, duration, instrument, strength); the defaults are the reference's.
+    density, pitch, duration, instrument, strength); the defaults are the reference's but for
+    the pitch temperature, 1.8 rather than 1.0, used when no key is requested (with the scale
+    pull `Rules.harmony`): at 1.0 the model's songs used few pitches, Table 1's pitch entropy
+    33 % below the data's (`vbgm evaluate table1`; the model card has the figures).
 
     control: the control degree C in [0, 1], the probability that each control is applied
         (the paper chose 0.7).
@@ -67,7 +70,7 @@ class SamplingConfig:
     key_offbeat_pitch_temperature: the same for notes between the beats (passing tones).
     """
 
-    temperature: tuple[float, ...] = (1.0, 1.2, 1.0, 1.0, 2.0, 1.0, 1.0)
+    temperature: tuple[float, ...] = (1.0, 1.2, 1.0, 1.8, 2.0, 1.0, 1.0)
     top_p: tuple[float, ...] = (0.9, 1.0, 0.9, 0.9, 0.9, 0.9, 0.9)
     control: float = 0.7
     max_tokens_per_sixteenth: float = 12.0

@@ -152,6 +152,14 @@ def plan_groove(n_bars: int, starts: list[int]) -> np.ndarray:
     return groove
 
 
+def thin(links: np.ndarray, share: float, rng: np.random.Generator) -> np.ndarray:
+    """Per-bar links (a source bar, or -1) with each kept with probability `share` (the rest
+    -1: the bar is the model's own). share 1 keeps all and draws nothing from `rng`."""
+    if share >= 1.0:
+        return links
+    return np.where(rng.random(len(links)) < share, links, -1)
+
+
 def is_fill(n_bars: int, starts: list[int]) -> np.ndarray:
     """Per bar, whether it closes a period (the last bar of each 8 in a section, and the last
     bar of a section): its last beat is free, a fill leading on."""
