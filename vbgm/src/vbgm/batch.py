@@ -16,11 +16,17 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing import get_context
+from multiprocessing.context import BaseContext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vbgm.errors import VbgmError
-from vbgm.pipeline import Music, Outputs, load_model_and_stats, score_video
+
+if TYPE_CHECKING:
+    from vbgm.pipeline import Music, Outputs
+
+# Modules a worker needs, imported once by the fork server the workers are forked from.
+WORKER_PRELOAD = ["vbgm.pipeline"]
 
 
 @dataclass
@@ -35,6 +41,8 @@ class Done:
 
 
 def _run_one(model, stats, i: int, video: Path, out: Outputs, options: dict[str, Any]) -> Done:
+    from vbgm.pipeline import score_video
+
     try:
         music = score_video(video, out, model, stats=stats, **options)
     except VbgmError as exc:
@@ -53,6 +61,8 @@ _WORKER: dict[str, Any] = {}
 def _init_worker(checkpoint: str | None) -> None:
     import torch
 
+    from vbgm.pipeline import load_model_and_stats
+
     torch.set_num_threads(1)
     try:
         import cv2
@@ -67,6 +77,21 @@ def _work(i: int, video: Path, out: Outputs, options: dict[str, Any]) -> Done:
     return _run_one(_WORKER["model"], _WORKER["stats"], i, video, out, options)
 
 
+def start_worker_server() -> BaseContext:
+    """The context worker processes come from, its fork server started now (idempotent).
+
+    Workers are not forked from this process (a fork of a process whose torch/OpenMP threads
+    already ran can hang) but from a fork server that imported the pipeline once and ran
+    nothing, so each starts with torch imported (spawned, each paid ~1 s of imports on a busy
+    CPU). Call it early, before this process imports torch, and the two imports overlap."""
+    from multiprocessing import forkserver
+
+    context = get_context("forkserver")
+    context.set_forkserver_preload(WORKER_PRELOAD)
+    forkserver.ensure_running()
+    return context
+
+
 def score_videos(videos: list[Path], outputs: list[Outputs], options: dict[str, Any],
                  checkpoint: str | os.PathLike[str] | None = None, workers: int = 1,
                  log: Callable[[str], None] = print) -> Iterator[Done]:
@@ -79,18 +104,22 @@ def score_videos(videos: list[Path], outputs: list[Outputs], options: dict[str, 
         raise VbgmError(f"--workers must be at least 1, got {workers}")
     jobs = list(enumerate(zip(videos, outputs), 1))
     if workers == 1 or len(jobs) == 1:
+        from vbgm.pipeline import load_model_and_stats
+
         model, stats = load_model_and_stats(checkpoint)
         for i, (video, out) in jobs:
             log(f"[{i}/{len(jobs)}] {video}")
             yield _run_one(model, stats, i, video, out, options)
         return
     quiet = {**options, "progress": False, "log": _silent}
-    # Spawned, not forked: a fork of a process whose torch/OpenMP threads already ran can hang.
-    pool = ProcessPoolExecutor(min(workers, len(jobs)), mp_context=get_context("spawn"),
+    pool = ProcessPoolExecutor(min(workers, len(jobs)), mp_context=start_worker_server(),
                                initializer=_init_worker,
                                initargs=(str(checkpoint) if checkpoint else None,))
     try:
-        pending = {pool.submit(_work, i, video, out, quiet) for i, (video, out) in jobs}
+        # Largest files first (a proxy for the work): the last videos are short, so no worker
+        # idles long at the end while another finishes a long one.
+        by_size = sorted(jobs, key=lambda job: -job[1][0].stat().st_size)
+        pending = {pool.submit(_work, i, video, out, quiet) for i, (video, out) in by_size}
         log(f"{len(jobs)} videos on {min(workers, len(jobs))} worker processes")
         while pending:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)

@@ -175,7 +175,10 @@ def duck_config(args: argparse.Namespace) -> DuckConfig | None:
 def run(args: argparse.Namespace) -> int:
     """Check every request and the destination first (nothing written on a bad one), then score
     each video as one transaction; a failed video is reported and the batch goes on."""
-    from vbgm.batch import score_videos
+    from vbgm.batch import score_videos, start_worker_server
+
+    if args.workers > 1:
+        start_worker_server()  # its imports overlap with this process's
     from vbgm.errors import VbgmError
     from vbgm.pipeline import check_outputs
     from vbgm.sampling import SamplingConfig
