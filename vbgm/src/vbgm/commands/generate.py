@@ -177,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
     each video as one transaction; a failed video is reported and the batch goes on."""
     from vbgm.batch import score_videos, start_worker_server
 
-    if args.workers > 1:
+    if args.workers > 1 and (len(args.videos) > 1 or args.videos[0].is_dir()):
         start_worker_server()  # its imports overlap with this process's
     from vbgm.errors import VbgmError
     from vbgm.pipeline import check_outputs
