@@ -25,8 +25,9 @@ from vbgm.errors import VbgmError
 if TYPE_CHECKING:
     from vbgm.pipeline import Music, Outputs
 
-# Modules a worker needs, imported once by the fork server the workers are forked from.
-WORKER_PRELOAD = ["vbgm.pipeline"]
+# Modules a worker needs (the pipeline and what it imports on first use), imported once by the
+# fork server the workers are forked from.
+WORKER_PRELOAD = ["vbgm.pipeline", "vbgm.video", "vbgm.render", "vbgm.mux"]
 
 
 @dataclass

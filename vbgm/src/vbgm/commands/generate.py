@@ -116,7 +116,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="score N videos at once in N processes (one core each; default 1)")
     add_sampling_args(p)
     add_originality_arg(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, quick_exit=True)
 
 
 def input_videos(paths: list[Path]) -> list[Path]:
