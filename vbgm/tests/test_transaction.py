@@ -426,3 +426,51 @@ def test_empty_instruments_is_an_error(video_root: Path, tmp_path: Path,
     assert main([*args, "--instruments", value]) == 2
     assert "--instruments is empty" in _one_error(capsys)
     assert _names(tmp_path) == []
+
+
+# --- the first video analysed while the program starts up ---------------------------------------
+
+
+def test_the_first_video_is_analysed_ahead_with_the_same_result(video_root: Path,
+                                                                 tmp_path: Path) -> None:
+    # A fresh process (torch not imported yet) forks the analysis; the music is the same as
+    # from the in-process path (this test process has torch loaded, so it never forks).
+    fresh = subprocess.run(_cli("generate", str(video_root / CLIP), "-o", str(tmp_path / "a.mp4")),
+                           capture_output=True, text=True, timeout=120)
+    assert fresh.returncode == 0, fresh.stderr
+    assert "while starting up]" in fresh.stdout  # the analysis came from the child
+    assert main(["generate", str(video_root / CLIP), "-o", str(tmp_path / "b.mp4"),
+                 "--quiet"]) == 0
+    assert (tmp_path / "a.mid").read_bytes() == (tmp_path / "b.mid").read_bytes()
+
+
+def test_an_analysis_ahead_that_fails_names_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"not a video at all" * 100)
+    run = subprocess.run(_cli("generate", str(bad), "-o", str(tmp_path / "o.mp4")),
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2
+    err = run.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"vbgm: error: {bad}"), run.stderr
+    assert _names(tmp_path) == ["broken.mp4"]
+
+
+def test_no_analysis_ahead_once_torch_is_loaded(video_root: Path) -> None:
+    import torch  # noqa: F401  (a fork of this process could hang in OpenMP)
+    from vbgm.video import AnalysisAhead
+
+    assert AnalysisAhead.start(video_root / CLIP) is None
+
+
+def test_kill_9_during_the_analysis_ahead_leaves_no_process(video_root: Path,
+                                                            tmp_path: Path) -> None:
+    proc = subprocess.Popen(_cli("generate", str(video_root / LONG), "-o", str(tmp_path / "o.mp4"),
+                                 "--quiet"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    _wait_for(lambda: children.read_text().split() != [])  # the analysis started
+    child = int(children.read_text().split()[0])
+    proc.kill()
+    proc.wait()
+    _wait_for(lambda: not Path(f"/proc/{child}").exists() or
+              Path(f"/proc/{child}/stat").read_text().split()[2] == "Z", timeout=10)
+    assert _names(tmp_path) == []

@@ -24,6 +24,7 @@ from vbgm.errors import VbgmError
 
 if TYPE_CHECKING:
     from vbgm.pipeline import Music, Outputs
+    from vbgm.video import AnalysisAhead
 
 # Modules a worker needs (the pipeline and what it imports on first use), imported once by the
 # fork server the workers are forked from.
@@ -41,10 +42,13 @@ class Done:
     error: str | None = None
 
 
-def _run_one(model, stats, i: int, video: Path, out: Outputs, options: dict[str, Any]) -> Done:
+def _run_one(model, stats, i: int, video: Path, out: Outputs, options: dict[str, Any],
+             ahead: AnalysisAhead | None = None) -> Done:
     from vbgm.pipeline import score_video
 
     try:
+        if ahead is not None:  # analysed while this process started up
+            options = {**options, "analysis": ahead.result(), "analysis_s": ahead.seconds}
         music = score_video(video, out, model, stats=stats, **options)
     except VbgmError as exc:
         return Done(i, video, out, error=str(exc))
@@ -95,11 +99,13 @@ def start_worker_server() -> BaseContext:
 
 def score_videos(videos: list[Path], outputs: list[Outputs], options: dict[str, Any],
                  checkpoint: str | os.PathLike[str] | None = None, workers: int = 1,
-                 log: Callable[[str], None] = print) -> Iterator[Done]:
+                 log: Callable[[str], None] = print,
+                 ahead: AnalysisAhead | None = None) -> Iterator[Done]:
     """Score every video into its outputs; yields each `Done` as it finishes.
 
     options: `score_video`'s keywords (request, config, tempo, seed, ...); with workers > 1
     progress bars are off and each video's log lines are left out (they would interleave).
+    ahead: the first video's analysis, started before the model is loaded (one process only).
     """
     if workers < 1:
         raise VbgmError(f"--workers must be at least 1, got {workers}")
@@ -110,8 +116,10 @@ def score_videos(videos: list[Path], outputs: list[Outputs], options: dict[str, 
         model, stats = load_model_and_stats(checkpoint)
         for i, (video, out) in jobs:
             log(f"[{i}/{len(jobs)}] {video}")
-            yield _run_one(model, stats, i, video, out, options)
+            yield _run_one(model, stats, i, video, out, options, ahead if i == 1 else None)
         return
+    if ahead is not None:
+        ahead.cancel()
     quiet = {**options, "progress": False, "log": _silent}
     pool = ProcessPoolExecutor(min(workers, len(jobs)), mp_context=start_worker_server(),
                                initializer=_init_worker,

@@ -255,7 +255,8 @@ def score_video(video: Path, out: Outputs, model: CMT, request: Request = Reques
                 backend: str = "auto", progress: bool = False, log=print,
                 stats: CorpusStats | None = None, force: bool = True, warn=None,
                 auto_key: bool = False, duck: DuckConfig | None = None,
-                loop: bool = False, analysis: VideoAnalysis | None = None) -> Music:
+                loop: bool = False, analysis: VideoAnalysis | None = None,
+                analysis_s: float | None = None) -> Music:
     """Analyse `video`, compose music for it, write MIDI / WAV / plot / JSON and the muxed video.
 
     stats: the model's corpus statistics (`load_model_and_stats`; None = the shipped ones).
@@ -266,7 +267,8 @@ def score_video(video: Path, out: Outputs, model: CMT, request: Request = Reques
         curve is drawn on the plot and summarised in the analysis JSON.
     loop: loopable music spanning the video (`vbgm.loop`); the WAV is the seamless loop.
     analysis: this video's analysis from an earlier run (new music for the same video, e.g. with
-        another seed, without analysing it again); `tempo` is then the analysis's.
+        another seed, without analysing it again) or made ahead (`video.AnalysisAhead`); `tempo`
+        is then the analysis's. analysis_s: the seconds it took there, for the log.
 
     The outputs are one transaction (`vbgm.transaction`): the destination is checked (writable,
     room) before the analysis, and the files appear together only when all were written; any
@@ -286,9 +288,10 @@ def score_video(video: Path, out: Outputs, model: CMT, request: Request = Reques
         if analysis is None:
             analysis = analyze(video, tempo=tempo, progress=progress)
         timings["analyze"] = time.perf_counter() - t
+        ahead = "" if analysis_s is None else f"; {analysis_s:.1f} s while starting up"
         log(f"  analysed: {analysis.duration_s:.1f} s at {analysis.tempo_bpm:g} bpm, "
             f"{len(analysis.bars)} bars, {len(analysis.beats)} visual beats "
-            f"({len(analysis.cuts)} cuts) [{timings['analyze']:.1f} s]")
+            f"({len(analysis.cuts)} cuts) [{timings['analyze']:.1f} s{ahead}]")
         controls = Controls.from_analysis(analysis)
         if auto_key and request.key is None:
             dens = [b.density for b in analysis.bars]

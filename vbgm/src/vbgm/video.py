@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -676,3 +677,88 @@ def analyze(path: str | os.PathLike[str], config: AnalysisConfig = AnalysisConfi
     """
     motion = read_motion(path, config, progress)
     return analyze_motion(motion, config, tempo, source=Path(path).name)
+
+
+class AnalysisAhead:
+    """A video's analysis in a forked child process, while this process starts up (imports
+    torch, loads the model): on two cores the two overlap, where a thread would wait on the
+    imports for the interpreter lock. `start` returns None where forking is not safe: after
+    torch was imported (a fork of a process whose OpenMP threads ran can hang) or without fork.
+    """
+
+    def __init__(self, path: Path, tempo: float | None, progress: bool) -> None:
+        import multiprocessing
+
+        sys.stdout.flush()  # the child must not write this process's buffered output again
+        sys.stderr.flush()
+        self.path = path
+        self.seconds = 0.0
+        self._conn, child_end = multiprocessing.Pipe(duplex=False)
+        self._process = multiprocessing.get_context("fork").Process(
+            target=_analyse_in_child, args=(child_end, path, tempo, progress, os.getpid()),
+            daemon=True)
+        self._process.start()
+        child_end.close()
+
+    @classmethod
+    def start(cls, path: str | os.PathLike[str], tempo: float | None = None,
+              progress: bool = False) -> AnalysisAhead | None:
+        """Start analysing `path` in a child process, or None where that is not safe."""
+        import multiprocessing
+
+        if "torch" in sys.modules or "fork" not in multiprocessing.get_all_start_methods():
+            return None
+        return cls(Path(path), tempo, progress)
+
+    def result(self) -> VideoAnalysis:
+        """Wait for the analysis; the child's VbgmError is raised here. `seconds`: its time."""
+        try:
+            kind, value, self.seconds = self._conn.recv()
+        except EOFError:  # the child died without an answer (killed, out of memory)
+            self.cancel()
+            raise VbgmError(f"{self.path}: the analysis process ended without a result "
+                            f"(exit status {self._process.exitcode})") from None
+        self.cancel()
+        if kind == "error":
+            raise VbgmError(value)
+        return value
+
+    def cancel(self) -> None:
+        """Stop the child if it still runs (nothing to clean: it writes no file)."""
+        if self._process.is_alive():
+            self._process.kill()
+        self._process.join()
+        self._conn.close()
+
+
+def _die_with_parent(parent: int) -> None:
+    """Have the kernel end this process when its parent ends (Linux; elsewhere nothing), so a
+    `kill -9` of the program leaves no analysis running."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # it ended before the request
+        os._exit(1)
+
+
+def _analyse_in_child(conn, path: Path, tempo: float | None, progress: bool,
+                      parent: int) -> None:
+    import time
+
+    _die_with_parent(parent)
+    start = time.perf_counter()
+    try:
+        result = ("ok", analyze(path, tempo=tempo, progress=progress))
+    except VbgmError as exc:
+        result = ("error", str(exc))
+    except KeyboardInterrupt:  # Ctrl-C reaches the whole process group: the parent reports it
+        os._exit(130)
+    try:
+        conn.send((*result, time.perf_counter() - start))
+    except OSError:  # the parent is gone
+        pass
+    os._exit(0)  # no exit handlers: they belong to the parent

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from vbgm.duck import DuckConfig
     from vbgm.pipeline import Outputs
     from vbgm.sampling import Request
+    from vbgm.video import AnalysisAhead
 
 
 def add_sampling_args(p: argparse.ArgumentParser) -> None:
@@ -174,11 +175,32 @@ def duck_config(args: argparse.Namespace) -> DuckConfig | None:
 
 def run(args: argparse.Namespace) -> int:
     """Check every request and the destination first (nothing written on a bad one), then score
-    each video as one transaction; a failed video is reported and the batch goes on."""
-    from vbgm.batch import score_videos, start_worker_server
+    each video as one transaction; a failed video is reported and the batch goes on. The first
+    video is analysed while the model loads (`video.AnalysisAhead`), or, with workers, their
+    fork server imports while this process does."""
+    from vbgm.batch import start_worker_server
+    from vbgm.errors import VbgmError
+    from vbgm.video import AnalysisAhead
 
-    if args.workers > 1 and (len(args.videos) > 1 or args.videos[0].is_dir()):
-        start_worker_server()  # its imports overlap with this process's
+    if args.tempo is not None and not 20 <= args.tempo <= 300:
+        raise VbgmError(f"--tempo {args.tempo:g} is out of range (20..300 bpm)")
+    videos = input_videos(args.videos)
+    ahead = None
+    if args.workers > 1 and len(videos) > 1:
+        start_worker_server()
+    elif videos:
+        ahead = AnalysisAhead.start(videos[0], args.tempo, progress=not args.quiet)
+    try:
+        return score_all(args, videos, ahead)
+    finally:
+        if ahead is not None:
+            ahead.cancel()
+
+
+def score_all(args: argparse.Namespace, videos: list[Path], ahead: AnalysisAhead | None
+              ) -> int:
+    """The checks that need the model's modules, then every video (see `run`)."""
+    from vbgm.batch import score_videos
     from vbgm.errors import VbgmError
     from vbgm.pipeline import check_outputs
     from vbgm.sampling import SamplingConfig
@@ -186,12 +208,9 @@ def run(args: argparse.Namespace) -> int:
 
     request = parse_request(args)
     config = SamplingConfig(control=args.control, int8=args.int8)
-    if args.tempo is not None and not 20 <= args.tempo <= 300:
-        raise VbgmError(f"--tempo {args.tempo:g} is out of range (20..300 bpm)")
     if args.candidates < 1:
         raise VbgmError(f"--candidates must be at least 1, got {args.candidates}")
     duck = duck_config(args)
-    videos = input_videos(args.videos)
     outputs = plan_outputs(args, videos)
     check_outputs(videos, outputs, args.force)
     check_destinations([p for out in outputs for p in out.paths()],
@@ -202,7 +221,8 @@ def run(args: argparse.Namespace) -> int:
                "backend": args.synth, "progress": not args.quiet, "force": args.force,
                "auto_key": args.key.strip().lower() == "auto", "duck": duck, "loop": args.loop}
     failed = 0
-    for done in score_videos(videos, outputs, options, args.checkpoint, args.workers):
+    for done in score_videos(videos, outputs, options, args.checkpoint, args.workers,
+                             ahead=ahead):
         if done.error is not None:
             if len(videos) == 1:
                 raise VbgmError(done.error)
