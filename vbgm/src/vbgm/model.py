@@ -307,22 +307,49 @@ class CMT(nn.Module):
         """Hidden states for a known prefix x (B, T, 9) and the state after it (parallel form)."""
         return self.encode(init, x)
 
-    def _step_layers(self, int8: bool) -> list[tuple[Any, ...]]:
-        """Per layer, for batch-1 steps: its four linear maps as callables (float32: transposed
-        contiguous weights for addmm; int8: per-channel int8 weights packed for
-        `torch.ops.quantized.linear_dynamic`) and its layer-norm parameters. Rebuilt whenever
-        a parameter changed: in-place updates bump `_version`, moves and casts give new
-        storage."""
-        key = (int8, tuple((p.data_ptr(), p._version) for p in self.layers.parameters()))
+    def _step_weights(self, int8: bool) -> tuple[list[Tensor], list[tuple[Any, ...]]]:
+        """What a batch-1 step needs, prepared: the embedding tables (`_step_tables`) and per
+        layer its four linear maps as callables (float32: transposed contiguous weights for
+        addmm; int8: per-channel int8 weights packed for `torch.ops.quantized.linear_dynamic`)
+        and its layer-norm parameters. Rebuilt whenever a parameter changed: in-place updates
+        bump `_version`, moves and casts give new storage."""
+        key = (int8, tuple((p.data_ptr(), p._version) for p in self.parameters()))
         cached = getattr(self, "_step_cache", None)
         if cached is None or cached[0] != key:
             make = _int8_linear if int8 else _float_linear
-            cached = (key, [tuple(make(lin) for lin in (lay.qkv, lay.out, lay.ff1, lay.ff2))
-                            + tuple(t.detach() for t in (lay.norm1.weight, lay.norm1.bias,
-                                                         lay.norm2.weight, lay.norm2.bias))
-                            for lay in self.layers])
+            cached = (key, (self._step_tables(),
+                            [tuple(make(lin) for lin in (lay.qkv, lay.out, lay.ff1, lay.ff2))
+                             + tuple(t.detach() for t in (lay.norm1.weight, lay.norm1.bias,
+                                                          lay.norm2.weight, lay.norm2.bias))
+                             for lay in self.layers]))
             self._step_cache = cached
         return cached[1]
+
+    @torch.no_grad()
+    def _step_tables(self) -> list[Tensor]:
+        """`embed_tokens` (eval) as a sum of looked-up rows: per input field its embedding
+        already through its slice of `in_proj` (classes, d), then the p-beat embedding through
+        `p_beat_proj` (biases in these two) and the position table. One gather per field
+        instead of embeddings, a concatenation and two matrix products each step."""
+        tables, start = [], 0
+        for col in self.inputs:
+            m = self.emb[str(col)]
+            w = self.in_proj.weight[:, start:start + m.embedding_dim]
+            tables.append(m.weight * math.sqrt(m.embedding_dim) @ w.t())
+            start += m.embedding_dim
+        tables[0] = tables[0] + self.in_proj.bias
+        if not self.config.ablate_controls:
+            pb = self.p_beat_emb
+            tables.append(self.p_beat_proj(pb.weight * math.sqrt(pb.embedding_dim)))
+        return [t.contiguous() for t in tables]
+
+    def _step_embed(self, tokens: Tensor, tables: list[Tensor]) -> Tensor:
+        """(B, 9) token rows -> (B, d), equal to `embed_tokens` in eval mode."""
+        cols = [*self.inputs] + ([] if self.config.ablate_controls else [vocab.P_BEAT])
+        h = self.pe[tokens[:, vocab.I_BEAT].clamp(0, self.pe.shape[0] - 1)]
+        for col, table in zip(cols, tables):
+            h = h + table[tokens[:, col]]
+        return h
 
     @torch.no_grad()
     def step(self, tokens: Tensor, state: State, int8: bool = False) -> tuple[Tensor, State]:
@@ -334,18 +361,19 @@ class CMT(nn.Module):
         int8 weights and dynamically quantised inputs (`int8_available()`; the step 2.2x
         faster for `medium` on one CPU thread, mean KL of the field distributions 1e-4).
         """
-        return self._step(tokens, state, self._step_layers(int8))
+        return self._step(tokens, state, self._step_weights(int8))
 
     def stepper(self, int8: bool = False) -> Callable[[Tensor, State], tuple[Tensor, State]]:
-        """`step` with its layers prepared once, for a generation loop during which the weights
-        do not change (`step` checks every call that they did not: 10 % of a batch-1 step)."""
-        layers = self._step_layers(int8)
-        return lambda tokens, state: self._step(tokens, state, layers)
+        """`step` with its weights prepared once, for a generation loop during which they do not
+        change (`step` checks every call that they did not: 10 % of a batch-1 step)."""
+        prepared = self._step_weights(int8)
+        return lambda tokens, state: self._step(tokens, state, prepared)
 
     @torch.no_grad()
-    def _step(self, tokens: Tensor, state: State, layers: list[tuple[Any, ...]]
-              ) -> tuple[Tensor, State]:
-        x = self.embed_tokens(tokens[:, None])[:, 0]
+    def _step(self, tokens: Tensor, state: State,
+              prepared: tuple[list[Tensor], list[tuple[Any, ...]]]) -> tuple[Tensor, State]:
+        tables, layers = prepared
+        x = self._step_embed(tokens, tables)
         B, D = x.shape
         H = self.config.n_head
         dk = D // H

@@ -48,6 +48,12 @@ from vbgm.tokens import MAX_P_BEAT
 
 SAMPLED = (vocab.TYPE, vocab.BARBEAT, vocab.DENSITY, vocab.PITCH, vocab.DURATION, vocab.INSTR,
            vocab.STRENGTH)
+# What `advance` reads of a drawn token, by its type: the sampler draws no other field.
+READS: dict[int, tuple[int, ...]] = {
+    vocab.TYPE_NOTE: (vocab.PITCH, vocab.DURATION),
+    vocab.TYPE_METRIC: (vocab.BARBEAT, vocab.DENSITY, vocab.INSTR, vocab.STRENGTH),
+    vocab.TYPE_EOS: (),
+}
 # Density of the first Bar when it is not controlled: it has no model prediction (training never
 # predicts the first row), so a typical value of the training data is used.
 FREE_FIRST_DENSITY = 9

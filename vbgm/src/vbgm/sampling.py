@@ -282,11 +282,18 @@ def _generate(model: CMT, controls: Controls, request: Request, config: Sampling
         if all(s.done for s in states):
             break
         h, state = step(torch.from_numpy(feed), state)
+        if all(s.done or s.script for s in states):  # re-played rows: nothing to draw
+            _advance_all(states, plans, {}, rows, feed)
+            continue
         masks = [rules.allowed(s, p) for s, p in zip(states, plans)]
         logits = _mask_logits(model.type_logits(h), [m[vocab.TYPE] for m in masks])
         types = sample_top_p(logits, temperature[0], config.top_p[0], gen)
         sampled = {vocab.TYPE: types}
+        reads = {col for t, s in zip(types.tolist(), states) if not s.done
+                 for col in rules.READS[t]}
         for j, (col, lg) in enumerate(zip(SAMPLED[1:], model.field_logits(h, types)), start=1):
+            if col not in reads:  # no candidate's token uses it
+                continue
             if lg is None:  # an ablated (baseline) model predicts no density or strength
                 sampled[col] = torch.ones(candidates, dtype=torch.long)
                 continue
@@ -301,14 +308,7 @@ def _generate(model: CMT, controls: Controls, request: Request, config: Sampling
             t = pitch_temperatures(states, temperature[j], config) if col == vocab.PITCH \
                 and key_token != keys.ANY_KEY else temperature[j]
             sampled[col] = sample_top_p(lg, t, config.top_p[j], gen)
-        for b, (s, p) in enumerate(zip(states, plans)):
-            if s.done:
-                continue
-            row = rules.advance(s, p, {col: int(v[b]) for col, v in sampled.items()})
-            if row is None:
-                continue
-            rows[b].append(row)
-            feed[b] = row
+        _advance_all(states, plans, sampled, rows, feed)
         if bar is not None:
             bar.advance_to(max(int(r[-1][vocab.I_BEAT]) for r in rows))
     if bar is not None:
@@ -323,6 +323,21 @@ def _generate(model: CMT, controls: Controls, request: Request, config: Sampling
                              sections=list(p.sections),
                              key=None if s.key is None else keys.shift_key(s.key, shift_back)))
     return sorted(out, key=lambda g: -g.score)
+
+
+def _advance_all(states: list[rules.State], plans: list[rules.Plan],
+                 sampled: dict[int, torch.Tensor], rows: list[list[np.ndarray]],
+                 feed: np.ndarray) -> None:
+    """Each unfinished candidate takes its drawn token (`rules.advance`; a re-played row ignores
+    it) and the row to feed next."""
+    for b, (s, p) in enumerate(zip(states, plans)):
+        if s.done:
+            continue
+        row = rules.advance(s, p, {col: int(v[b]) for col, v in sampled.items()})
+        if row is None:
+            continue
+        rows[b].append(row)
+        feed[b] = row
 
 
 def _progress(total: int):
