@@ -6,6 +6,7 @@ Subprocess tests use the 4 s carphone clip: a run takes a few seconds, mostly im
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import struct
@@ -29,7 +30,7 @@ from vbgm.errors import VbgmError
 from vbgm.formats import video_files
 from vbgm.model import CMT, CONFIGS, load_checkpoint, save_checkpoint
 from vbgm.pipeline import default_checkpoint
-from vbgm.transaction import Transaction, lock_path
+from vbgm.transaction import Terminated, Transaction, lock_path, stops_raise
 
 CLIP = "carphone_pristine.mp4"  # 4.0 s, no audio
 LONG = "bikes.mp4"  # 10.0 s
@@ -474,3 +475,21 @@ def test_kill_9_during_the_analysis_ahead_leaves_no_process(video_root: Path,
     _wait_for(lambda: not Path(f"/proc/{child}").exists() or
               Path(f"/proc/{child}/stat").read_text().split()[2] == "Z", timeout=10)
     assert _names(tmp_path) == []
+
+
+def test_no_commit_after_a_stop_whose_exception_was_swallowed(tmp_path: Path) -> None:
+    # Seen for real: SIGTERM's handler ran inside an import numpy made lazily from C, its
+    # exception vanished there, and the job went on; the transaction must still not commit.
+    out = tmp_path / "a.mid"
+    with stops_raise():
+        with pytest.raises(Terminated), Transaction([out]) as tx:
+            tx.path(out).write_bytes(b"a")
+            with contextlib.suppress(Terminated):  # what the library code did
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(1)  # the handler runs here
+            tx.commit()
+    assert _names(tmp_path) == []
+    with stops_raise(), Transaction([out]) as tx:  # a new job forgets the old stop
+        tx.path(out).write_bytes(b"b")
+        tx.commit()
+    assert out.read_bytes() == b"b"

@@ -82,6 +82,14 @@ def _work(i: int, video: Path, out: Outputs, options: dict[str, Any]) -> Done:
     return _run_one(_WORKER["model"], _WORKER["stats"], i, video, out, options)
 
 
+def _size(path: Path) -> int:
+    """Bytes of `path`, 0 when it cannot be read (its job then reports why)."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
 def start_worker_server() -> BaseContext:
     """The context worker processes come from, its fork server started now (idempotent).
 
@@ -127,7 +135,7 @@ def score_videos(videos: list[Path], outputs: list[Outputs], options: dict[str, 
     try:
         # Largest files first (a proxy for the work): the last videos are short, so no worker
         # idles long at the end while another finishes a long one.
-        by_size = sorted(jobs, key=lambda job: -job[1][0].stat().st_size)
+        by_size = sorted(jobs, key=lambda job: -_size(job[1][0]))
         pending = {pool.submit(_work, i, video, out, quiet) for i, (video, out) in by_size}
         log(f"{len(jobs)} videos on {min(workers, len(jobs))} worker processes")
         while pending:

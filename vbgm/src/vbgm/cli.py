@@ -6,6 +6,7 @@ Every failure a user can cause ends in one line `vbgm: error: ...` and exit stat
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 
@@ -30,24 +31,30 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry() -> None:
-    """The `vbgm` program. A command that sets `quick_exit` (one-shot media work: generate,
-    compose) leaves without the interpreter's teardown once it returned: its outputs are in
-    place or removed, and unloading torch and the media libraries took 0.25-0.6 s of every run
-    (a tenth of a short clip's whole time)."""
+    """The `vbgm` program. A one-shot job (a command that sets `one_shot`: generate, compose)
+    leaves without the interpreter's teardown once it returned: its outputs are in place or
+    removed, and unloading torch and the media libraries took 0.25-0.6 s of every run (a tenth
+    of a short clip's whole time)."""
     args = build_parser().parse_args()
     code = run_command(args)
-    if getattr(args, "quick_exit", False):
-        sys.stdout.flush()
-        sys.stderr.flush()
+    if getattr(args, "one_shot", False):
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError):  # a closed pipe (`vbgm generate ... | head`)
+                stream.flush()
         os._exit(code)
     sys.exit(code)
 
 
 def run_command(args: argparse.Namespace) -> int:
-    """Call the parsed command; every VbgmError becomes one `vbgm: error:` line and status 2."""
-    from vbgm.transaction import Terminated  # SIGTERM while outputs are being written
+    """Call the parsed command; every VbgmError becomes one `vbgm: error:` line and status 2.
+    In a one-shot job SIGTERM raises `Terminated` from the start (elsewhere while outputs are
+    being written), and no output is committed after a stop (`transaction.stops_raise`)."""
+    from vbgm.transaction import Terminated, stops_raise
 
     try:
+        if getattr(args, "one_shot", False):
+            with stops_raise():
+                return int(args.func(args) or 0)
         return int(args.func(args) or 0)
     except VbgmError as exc:
         print(f"vbgm: error: {exc}", file=sys.stderr)

@@ -90,7 +90,7 @@ class Rules:
     harmony: strength (logits) of the pull towards the scale of the key the music has shown
         so far, when no key is requested (a requested key pulls by its profile, `key_pull`).
         With the hotter pitch temperature of `SamplingConfig` (1.8): more pitches, kept in the
-        scale (Table 1's pitch entropy from 33 % to about 10 % below the data's).
+        scale (Table 1's pitch entropy from 33 % to 12-16 % below the data's).
     chord: strength of the pull towards the bar's chord on its quarter notes (half as strong on
         the other sixteenths, where passing tones belong). Off by default: with the shipped
         model it made the music simpler and more consonant than real songs

@@ -50,9 +50,9 @@ from vbgm.tokens import decode, init_tokens
 class SamplingConfig:
     """How tokens are drawn. Temperatures and top-p per field in `SAMPLED` order (type, barbeat,
     density, pitch, duration, instrument, strength); the defaults are the reference's but for
-    the pitch temperature, 1.8 rather than 1.0, used when no key is requested (with the scale
-    pull `Rules.harmony`): at 1.0 the model's songs used few pitches, Table 1's pitch entropy
-    33 % below the data's (`vbgm evaluate table1`; the model card has the figures).
+    the pitch temperature, 1.8 rather than 1.0, used when the model is given no key token (with
+    the scale pull `Rules.harmony`): at 1.0 the model's songs used few pitches, Table 1's pitch
+    entropy 33 % below the data's (`vbgm evaluate table1`; the model card has the figures).
 
     control: the control degree C in [0, 1], the probability that each control is applied
         (the paper chose 0.7).
@@ -284,12 +284,14 @@ def _generate(model: CMT, controls: Controls, request: Request, config: Sampling
         h, state = step(torch.from_numpy(feed), state)
         if all(s.done or s.script for s in states):  # re-played rows: nothing to draw
             _advance_all(states, plans, {}, rows, feed)
+            if bar is not None:
+                bar.advance_to(max(int(r[-1][vocab.I_BEAT]) for r in rows))
             continue
         masks = [rules.allowed(s, p) for s, p in zip(states, plans)]
         logits = _mask_logits(model.type_logits(h), [m[vocab.TYPE] for m in masks])
         types = sample_top_p(logits, temperature[0], config.top_p[0], gen)
         sampled = {vocab.TYPE: types}
-        reads = {col for t, s in zip(types.tolist(), states) if not s.done
+        reads = {col for t, s in zip(types.tolist(), states) if not (s.done or s.script)
                  for col in rules.READS[t]}
         for j, (col, lg) in enumerate(zip(SAMPLED[1:], model.field_logits(h, types)), start=1):
             if col not in reads:  # no candidate's token uses it

@@ -4,8 +4,10 @@
 - Each output is written to a recognisable temporary file in its own folder
   (`.NAME.vbgm-tmp-PID-TOKEN.SUFFIX`, see `vbgm.atomic`) and renamed into place only when every
   output of the job has been written and synced. Any failure, Ctrl-C or SIGTERM (which raises
-  `Terminated` while a transaction is open) removes the temporaries; those of a process killed with
-  `kill -9` are recognised by their dead PID and removed by the next run in that folder.
+  `Terminated` while a transaction is open, or through a whole job in `stops_raise`) removes the
+  temporaries, and no transaction commits after a stop whose exception library code swallowed;
+  those of a process killed with `kill -9` are recognised by their dead PID and removed by the
+  next run in that folder.
 - Overwrite protection holds at write time, not only at the start: each output is guarded by a
   lock file `.NAME.vbgm-lock` (flock, so the kernel releases it when its process dies, even on
   `kill -9`), and without `force` the final rename is an exclusive hard link. Of two runs writing
@@ -24,7 +26,7 @@ import shutil
 import signal
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -42,9 +44,22 @@ class Terminated(BaseException):
     """SIGTERM arrived: unwinds the stack like Ctrl-C, so that temporaries are removed."""
 
 
+# The stops received (SIGTERM's `Terminated`, Ctrl-C's KeyboardInterrupt), process-wide like the
+# signals: no transaction commits after one, even where the exception its handler raised was
+# swallowed (seen: raised inside an import numpy ran lazily from C code, after which the job
+# went on to write its outputs).
+_STOPS: list[type[BaseException]] = []
+
+
 def _raise_terminated(signum: int, frame: object) -> None:
+    _STOPS.append(Terminated)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM kills at once
     raise Terminated()
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    _STOPS.append(KeyboardInterrupt)
+    raise KeyboardInterrupt()
 
 
 def _sigterm_raises() -> tuple[bool, object]:
@@ -52,6 +67,26 @@ def _sigterm_raises() -> tuple[bool, object]:
     if threading.current_thread() is not threading.main_thread():
         return False, None
     return True, signal.signal(signal.SIGTERM, _raise_terminated)
+
+
+@contextlib.contextmanager
+def stops_raise() -> Iterator[None]:
+    """Inside this block (a whole job; the main thread's, elsewhere nothing) SIGTERM raises
+    `Terminated` and Ctrl-C KeyboardInterrupt (unless ignored), and both are remembered, so
+    that a stop before the job's transaction opens ends it as cleanly as one during it and no
+    transaction commits after one. A new block forgets earlier stops."""
+    _STOPS.clear()
+    installed, previous = _sigterm_raises()
+    interrupt = installed and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    if interrupt:
+        signal.signal(signal.SIGINT, _raise_interrupt)
+    try:
+        yield
+    finally:
+        if installed:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+        if interrupt:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def room_for(inputs: Iterable[Path] = (), extra_bytes: int = 0) -> int:
@@ -294,6 +329,8 @@ class Transaction:
     def commit(self) -> None:
         """Sync every temporary, then rename each into place. Without `force` the rename is an
         exclusive link, so a file that appeared meanwhile is never replaced."""
+        if _STOPS:  # a stop whose exception did not reach us
+            raise _STOPS[0]()
         for t, tmp in self._temps.items():
             self._active = t
             _fsync(tmp)

@@ -682,8 +682,9 @@ def analyze(path: str | os.PathLike[str], config: AnalysisConfig = AnalysisConfi
 class AnalysisAhead:
     """A video's analysis in a forked child process, while this process starts up (imports
     torch, loads the model): on two cores the two overlap, where a thread would wait on the
-    imports for the interpreter lock. `start` returns None where forking is not safe: after
-    torch was imported (a fork of a process whose OpenMP threads ran can hang) or without fork.
+    imports for the interpreter lock. `start` returns None where forking is not safe: off
+    Linux, once torch is imported or another thread runs (a fork of a process whose OpenMP or
+    other threads ran can hang), or when the fork fails.
     """
 
     def __init__(self, path: Path, tempo: float | None, progress: bool) -> None:
@@ -695,32 +696,44 @@ class AnalysisAhead:
         self.seconds = 0.0
         self._conn, child_end = multiprocessing.Pipe(duplex=False)
         self._process = multiprocessing.get_context("fork").Process(
-            target=_analyse_in_child, args=(child_end, path, tempo, progress, os.getpid()),
-            daemon=True)
-        self._process.start()
-        child_end.close()
+            target=_analyze_in_child,
+            args=(self._conn, child_end, path, tempo, progress, os.getpid()), daemon=True)
+        try:
+            self._process.start()
+        finally:
+            child_end.close()
 
     @classmethod
     def start(cls, path: str | os.PathLike[str], tempo: float | None = None,
               progress: bool = False) -> AnalysisAhead | None:
         """Start analysing `path` in a child process, or None where that is not safe."""
-        import multiprocessing
+        import threading
 
-        if "torch" in sys.modules or "fork" not in multiprocessing.get_all_start_methods():
+        if (not sys.platform.startswith("linux") or "torch" in sys.modules
+                or threading.active_count() > 1):
             return None
-        return cls(Path(path), tempo, progress)
+        try:
+            return cls(Path(path), tempo, progress)
+        except OSError:  # no fork (memory, process limit): analysed in this process instead
+            return None
 
     def result(self) -> VideoAnalysis:
         """Wait for the analysis; the child's VbgmError is raised here. `seconds`: its time."""
         try:
             kind, value, self.seconds = self._conn.recv()
         except EOFError:  # the child died without an answer (killed, out of memory)
+            self._process.join(1.0)
+            code = self._process.exitcode
             self.cancel()
+            how = f"killed by signal {-code}" if code is not None and code < 0 else \
+                f"exit status {code}"
             raise VbgmError(f"{self.path}: the analysis process ended without a result "
-                            f"(exit status {self._process.exitcode})") from None
+                            f"({how})") from None
         self.cancel()
         if kind == "error":
             raise VbgmError(value)
+        if kind == "crash":  # a bug, not bad input: as loud as it would be in this process
+            raise RuntimeError(f"analysing {self.path} failed in the child process:\n{value}")
         return value
 
     def cancel(self) -> None:
@@ -745,18 +758,23 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _analyse_in_child(conn, path: Path, tempo: float | None, progress: bool,
+def _analyze_in_child(reader, conn, path: Path, tempo: float | None, progress: bool,
                       parent: int) -> None:
+    import signal
     import time
+    import traceback
 
+    # Ctrl-C reaches the whole process group: the child dies quietly, the parent reports it.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    reader.close()  # only the parent reads: a dead parent then breaks the pipe
     _die_with_parent(parent)
     start = time.perf_counter()
     try:
         result = ("ok", analyze(path, tempo=tempo, progress=progress))
     except VbgmError as exc:
         result = ("error", str(exc))
-    except KeyboardInterrupt:  # Ctrl-C reaches the whole process group: the parent reports it
-        os._exit(130)
+    except Exception:  # noqa: BLE001 - reported by the parent
+        result = ("crash", traceback.format_exc())
     try:
         conn.send((*result, time.perf_counter() - start))
     except OSError:  # the parent is gone

@@ -35,7 +35,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     add_sampling_args(p)
     add_originality_arg(p)
-    p.set_defaults(func=run, quick_exit=True)
+    p.set_defaults(func=run, one_shot=True)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -117,7 +117,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="score N videos at once in N processes (one core each; default 1)")
     add_sampling_args(p)
     add_originality_arg(p)
-    p.set_defaults(func=run, quick_exit=True)
+    p.set_defaults(func=run, one_shot=True)
 
 
 def input_videos(paths: list[Path]) -> list[Path]:
@@ -184,6 +184,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.tempo is not None and not 20 <= args.tempo <= 300:
         raise VbgmError(f"--tempo {args.tempo:g} is out of range (20..300 bpm)")
+    if args.candidates < 1:
+        raise VbgmError(f"--candidates must be at least 1, got {args.candidates}")
+    if args.workers < 1:
+        raise VbgmError(f"--workers must be at least 1, got {args.workers}")
     videos = input_videos(args.videos)
     ahead = None
     if args.workers > 1 and len(videos) > 1:
@@ -208,8 +212,6 @@ def score_all(args: argparse.Namespace, videos: list[Path], ahead: AnalysisAhead
 
     request = parse_request(args)
     config = SamplingConfig(control=args.control, int8=args.int8)
-    if args.candidates < 1:
-        raise VbgmError(f"--candidates must be at least 1, got {args.candidates}")
     duck = duck_config(args)
     outputs = plan_outputs(args, videos)
     check_outputs(videos, outputs, args.force)
