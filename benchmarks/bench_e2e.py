@@ -31,7 +31,8 @@ import torch
 from vbgm.atomic import write_text_atomic
 from vbgm.demo_video import make_demo_video
 from vbgm.model import CMT
-from vbgm.pipeline import Outputs, free_controls, load_model, score_video
+from vbgm.outputs import Outputs
+from vbgm.pipeline import free_controls, load_model, score_video
 from vbgm.sampling import Request, SamplingConfig, generate
 
 RESULTS = Path(__file__).resolve().parent / "results" / "e2e.json"

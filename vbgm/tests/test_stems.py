@@ -8,7 +8,8 @@ import numpy as np
 import symusic
 from vbgm.cli import main
 from vbgm.midi import key_signature_sharps
-from vbgm.pipeline import Outputs, load_model, score_video
+from vbgm.outputs import Outputs
+from vbgm.pipeline import load_model, score_video
 from vbgm.render import read_wav, render_midi
 from vbgm.sampling import Request
 

@@ -493,3 +493,16 @@ def test_no_commit_after_a_stop_whose_exception_was_swallowed(tmp_path: Path) ->
         tx.path(out).write_bytes(b"b")
         tx.commit()
     assert out.read_bytes() == b"b"
+
+
+def test_an_existing_output_is_refused_before_the_analysis_starts(video_root: Path,
+                                                                  tmp_path: Path) -> None:
+    # In a fresh process the first video's analysis forks early; a refused destination must
+    # come first: one error line, no analysis (no "decode" line), nothing written.
+    (tmp_path / "o.mp4").write_bytes(b"keep me")
+    run = subprocess.run(_cli("generate", str(video_root / CLIP), "-o", str(tmp_path / "o.mp4")),
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines() == [
+        f"vbgm: error: {tmp_path / 'o.mp4'}: already exists (use --force to overwrite)"]
+    assert (tmp_path / "o.mp4").read_bytes() == b"keep me" and _names(tmp_path) == ["o.mp4"]

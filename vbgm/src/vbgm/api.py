@@ -92,7 +92,7 @@ def score_video(video: PathLike, output: PathLike, *, genre: str = "unknown",
     """
     from vbgm.formats import OUTPUT_VIDEO_SUFFIXES
     from vbgm.harmony import key_name
-    from vbgm.pipeline import Outputs, check_outputs
+    from vbgm.outputs import Outputs, check_outputs
     from vbgm.pipeline import score_video as run_pipeline
 
     src, out = Path(video), Path(output)

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 from vbgm.errors import VbgmError
 
 if TYPE_CHECKING:
-    from vbgm.pipeline import Music, Outputs
+    from vbgm.outputs import Outputs
+    from vbgm.pipeline import Music
     from vbgm.video import AnalysisAhead
 
 # Modules a worker needs (the pipeline and what it imports on first use), imported once by the

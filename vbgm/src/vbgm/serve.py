@@ -300,7 +300,7 @@ RESEED_STAGES = [("generated", 0.5, "2/3 render + mux"), ("rendered", 0.9, "3/3 
 
 
 def _outputs(folder: Path, stems: bool = False):
-    from vbgm.pipeline import Outputs
+    from vbgm.outputs import Outputs
 
     return Outputs(video=folder / "music.mp4", midi=folder / "music.mid",
                    wav=folder / "music.wav", plot=folder / "analysis.png",

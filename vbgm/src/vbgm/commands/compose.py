@@ -43,13 +43,13 @@ def run(args: argparse.Namespace) -> int:
     from vbgm.controls import auto_key_without_video
     from vbgm.errors import VbgmError
     from vbgm.midi import song_to_score
+    from vbgm.outputs import stem_files
     from vbgm.pipeline import (
         compose,
         free_controls,
         load_model_and_stats,
         loop_length,
         render_outputs,
-        stem_files,
     )
     from vbgm.render import write_wav
     from vbgm.sampling import SamplingConfig

@@ -22,7 +22,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from vbgm.demo_video import make_demo_video
-    from vbgm.pipeline import Outputs, load_model_and_stats, score_video
+    from vbgm.outputs import Outputs
+    from vbgm.pipeline import load_model_and_stats, score_video
     from vbgm.sampling import Request, SamplingConfig
 
     out: Path = args.output

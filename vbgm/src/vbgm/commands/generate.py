@@ -11,7 +11,7 @@ from vbgm.formats import OUTPUT_VIDEO_SUFFIXES
 
 if TYPE_CHECKING:
     from vbgm.duck import DuckConfig
-    from vbgm.pipeline import Outputs
+    from vbgm.outputs import Outputs
     from vbgm.sampling import Request
     from vbgm.video import AnalysisAhead
 
@@ -139,7 +139,7 @@ def input_videos(paths: list[Path]) -> list[Path]:
 def plan_outputs(args: argparse.Namespace, videos: list[Path]) -> list[Outputs]:
     """Output paths per input video."""
     from vbgm.errors import VbgmError
-    from vbgm.pipeline import Outputs
+    from vbgm.outputs import Outputs
 
     out: Path = args.output
     if len(videos) == 1 and out.suffix.lower() in OUTPUT_VIDEO_SUFFIXES:
@@ -180,6 +180,8 @@ def run(args: argparse.Namespace) -> int:
     fork server imports while this process does."""
     from vbgm.batch import start_worker_server
     from vbgm.errors import VbgmError
+    from vbgm.outputs import check_outputs
+    from vbgm.transaction import check_destinations, room_for
     from vbgm.video import AnalysisAhead
 
     if args.tempo is not None and not 20 <= args.tempo <= 300:
@@ -189,34 +191,32 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise VbgmError(f"--workers must be at least 1, got {args.workers}")
     videos = input_videos(args.videos)
+    outputs = plan_outputs(args, videos)
+    check_outputs(videos, outputs, args.force)
+    check_destinations([p for out in outputs for p in out.paths()],
+                       max(room_for([v]) for v in videos))
     ahead = None
     if args.workers > 1 and len(videos) > 1:
         start_worker_server()
     elif videos:
         ahead = AnalysisAhead.start(videos[0], args.tempo, progress=not args.quiet)
     try:
-        return score_all(args, videos, ahead)
+        return score_all(args, videos, outputs, ahead)
     finally:
         if ahead is not None:
             ahead.cancel()
 
 
-def score_all(args: argparse.Namespace, videos: list[Path], ahead: AnalysisAhead | None
-              ) -> int:
+def score_all(args: argparse.Namespace, videos: list[Path], outputs: list[Outputs],
+              ahead: AnalysisAhead | None) -> int:
     """The checks that need the model's modules, then every video (see `run`)."""
     from vbgm.batch import score_videos
     from vbgm.errors import VbgmError
-    from vbgm.pipeline import check_outputs
     from vbgm.sampling import SamplingConfig
-    from vbgm.transaction import check_destinations, room_for
 
     request = parse_request(args)
     config = SamplingConfig(control=args.control, int8=args.int8)
     duck = duck_config(args)
-    outputs = plan_outputs(args, videos)
-    check_outputs(videos, outputs, args.force)
-    check_destinations([p for out in outputs for p in out.paths()],
-                       max(room_for([v]) for v in videos))
     index = originality_index(args)
     options = {"request": request, "config": config, "tempo": args.tempo,
                "candidates": args.candidates, "seed": args.seed, "keep_audio": args.keep_audio,
