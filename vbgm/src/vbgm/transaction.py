@@ -44,49 +44,58 @@ class Terminated(BaseException):
     """SIGTERM arrived: unwinds the stack like Ctrl-C, so that temporaries are removed."""
 
 
-# The stops received (SIGTERM's `Terminated`, Ctrl-C's KeyboardInterrupt), process-wide like the
-# signals: no transaction commits after one, even where the exception its handler raised was
-# swallowed (seen: raised inside an import numpy ran lazily from C code, after which the job
-# went on to write its outputs).
+# The stops received during a job (`stops_raise`: SIGTERM's `Terminated`, Ctrl-C's
+# KeyboardInterrupt), process-wide like the signals: no transaction of the job commits after
+# one, even where the exception its handler raised was swallowed (seen: raised inside an import
+# numpy ran lazily from C code, after which the job went on to write its outputs).
 _STOPS: list[type[BaseException]] = []
 
 
 def _raise_terminated(signum: int, frame: object) -> None:
-    _STOPS.append(Terminated)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM kills at once
     raise Terminated()
 
 
-def _raise_interrupt(signum: int, frame: object) -> None:
+def _remember_terminated(signum: int, frame: object) -> None:
+    _STOPS.append(Terminated)
+    _raise_terminated(signum, frame)
+
+
+def _remember_interrupt(signum: int, frame: object) -> None:
     _STOPS.append(KeyboardInterrupt)
     raise KeyboardInterrupt()
 
 
 def _sigterm_raises() -> tuple[bool, object]:
-    """Make SIGTERM raise `Terminated` (main thread only): (installed, handler to restore)."""
-    if threading.current_thread() is not threading.main_thread():
+    """Make SIGTERM raise `Terminated` (main thread only, and not inside a job, whose handler
+    already does): (installed, handler to restore)."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGTERM) is _remember_terminated):
         return False, None
     return True, signal.signal(signal.SIGTERM, _raise_terminated)
 
 
 @contextlib.contextmanager
 def stops_raise() -> Iterator[None]:
-    """Inside this block (a whole job; the main thread's, elsewhere nothing) SIGTERM raises
-    `Terminated` and Ctrl-C KeyboardInterrupt (unless ignored), and both are remembered, so
-    that a stop before the job's transaction opens ends it as cleanly as one during it and no
-    transaction commits after one. A new block forgets earlier stops."""
+    """A whole job (main thread; elsewhere nothing): SIGTERM raises `Terminated` and Ctrl-C
+    KeyboardInterrupt (unless ignored) from its start, so that a stop before its transaction
+    opens ends it as cleanly as one during it, and both are remembered until the job ends: no
+    transaction commits after one."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     _STOPS.clear()
-    installed, previous = _sigterm_raises()
-    interrupt = installed and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    previous = signal.signal(signal.SIGTERM, _remember_terminated)
+    interrupt = signal.getsignal(signal.SIGINT) is signal.default_int_handler
     if interrupt:
-        signal.signal(signal.SIGINT, _raise_interrupt)
+        signal.signal(signal.SIGINT, _remember_interrupt)
     try:
         yield
     finally:
-        if installed:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
         if interrupt:
             signal.signal(signal.SIGINT, signal.default_int_handler)
+        _STOPS.clear()
 
 
 def room_for(inputs: Iterable[Path] = (), extra_bytes: int = 0) -> int:
