@@ -4,6 +4,8 @@ while the others are scored."""
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -44,3 +46,24 @@ def test_a_bad_video_fails_alone(clips: Path, tmp_path: Path, capsys) -> None:
         "bikes.mid", "bikes.mp4", "carphone_pristine.mid", "carphone_pristine.mp4"]
     assert main(["generate", str(clips), "-o", str(tmp_path / "x"), "--workers", "0"]) == 2
     assert "--workers must be at least 1" in capsys.readouterr().err
+
+
+def test_a_fresh_command_analyses_the_largest_video_ahead_without_torch(
+        clips: Path, tmp_path: Path) -> None:
+    """As a user runs it (a fresh process): the command itself never imports torch, the largest
+    video is analysed while the workers start (here a damaged one: its error is reported and the
+    others are scored), and the music equals one process's."""
+    assert main(["generate", str(clips), "-o", str(tmp_path / "one"), "--quiet"]) == 0
+    (clips / "damaged.mp4").write_bytes(b"\0" * 2_000_000)  # the largest file
+    script = ("import sys; from vbgm.cli import main; "
+              f"code = main(['generate', {str(clips)!r}, '-o', {str(tmp_path / 'two')!r}, "
+              "'--quiet', '--workers', '2']); print('torch' in sys.modules); sys.exit(code)")
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 2, run.stderr
+    assert run.stdout.splitlines()[-1] == "False"  # the command process never imported torch
+    assert "damaged.mp4" in run.stderr and "1 of 3 videos failed" in run.stderr
+    for name in CLIPS:
+        stem = Path(name).stem
+        one, two = tmp_path / "one" / f"{stem}.mid", tmp_path / "two" / f"{stem}.mid"
+        assert one.read_bytes() == two.read_bytes(), name

@@ -6,15 +6,20 @@ them. Results come back in the order the videos finish; a failed video is an err
 a stopped batch. Ctrl-C or SIGTERM reach the workers too (same process group); each one's
 transaction removes its temporaries, and the pool is shut down without waiting for queued
 videos.
+
+With workers, this process never imports torch (nothing it handles needs it: `Done` carries a
+`Song`): while the workers' fork server imports the pipeline, its own core analyses the largest
+video (`first_video`, a `video.AnalysisAhead`), which a worker then only generates, renders and
+muxes.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing import get_context
 from multiprocessing.context import BaseContext
 from pathlib import Path
@@ -25,6 +30,7 @@ from vbgm.errors import VbgmError
 if TYPE_CHECKING:
     from vbgm.outputs import Outputs
     from vbgm.pipeline import Music
+    from vbgm.song import Song
     from vbgm.video import AnalysisAhead
 
 # Modules a worker needs (the pipeline and what it imports on first use), imported once by the
@@ -34,13 +40,31 @@ WORKER_PRELOAD = ["vbgm.pipeline", "vbgm.video", "vbgm.render", "vbgm.mux"]
 
 @dataclass
 class Done:
-    """One video's outcome: its music, or the one-line error that stopped it."""
+    """One video's outcome: its song, tempo and stage timings (`pipeline.Music`'s, without the
+    candidates' tokens), or the one-line error that stopped it."""
 
     index: int
     video: Path
     out: Outputs
-    music: Music | None = None
+    song: Song | None = None
+    tempo_bpm: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+
+    @classmethod
+    def of(cls, index: int, video: Path, out: Outputs, music: Music) -> Done:
+        return cls(index, video, out, song=music.song, tempo_bpm=music.tempo_bpm,
+                   timings=music.timings)
+
+    @property
+    def seconds(self) -> float:
+        """The music's length."""
+        return self.song.n_sixteenths * 15.0 / self.tempo_bpm if self.song else 0.0
+
+
+def _with_analysis(options: dict[str, Any], ahead: AnalysisAhead) -> dict[str, Any]:
+    """`options` with the video's analysis made ahead (`ahead.result()`; its VbgmError raised)."""
+    return {**options, "analysis": ahead.result(), "analysis_s": ahead.seconds}
 
 
 def _run_one(model, stats, i: int, video: Path, out: Outputs, options: dict[str, Any],
@@ -49,11 +73,11 @@ def _run_one(model, stats, i: int, video: Path, out: Outputs, options: dict[str,
 
     try:
         if ahead is not None:  # analysed while this process started up
-            options = {**options, "analysis": ahead.result(), "analysis_s": ahead.seconds}
+            options = _with_analysis(options, ahead)
         music = score_video(video, out, model, stats=stats, **options)
     except VbgmError as exc:
         return Done(i, video, out, error=str(exc))
-    return Done(i, video, out, music=music)
+    return Done.of(i, video, out, music)
 
 
 def _silent(line: str) -> None:
@@ -80,6 +104,11 @@ def _init_worker(checkpoint: str | None) -> None:
 
 
 def _work(i: int, video: Path, out: Outputs, options: dict[str, Any]) -> Done:
+    from vbgm.video import AnalysisConfig
+
+    # Workers share the cores: one decoder thread each (two 2-thread decoders on 2 cores
+    # slowed each analysis 1.7x).
+    options = {"analysis_config": AnalysisConfig(decode_threads=1), **options}
     return _run_one(_WORKER["model"], _WORKER["stats"], i, video, out, options)
 
 
@@ -89,6 +118,12 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     except OSError:
         return 0
+
+
+def first_video(videos: list[Path], workers: int) -> Path:
+    """The video scored first (the one to analyse ahead): the first given in one process, the
+    largest with workers (they take the largest files first)."""
+    return videos[0] if workers == 1 or len(videos) == 1 else max(videos, key=_size)
 
 
 def start_worker_server() -> BaseContext:
@@ -114,7 +149,7 @@ def score_videos(videos: list[Path], outputs: list[Outputs], options: dict[str, 
 
     options: `score_video`'s keywords (request, config, tempo, seed, ...); with workers > 1
     progress bars are off and each video's log lines are left out (they would interleave).
-    ahead: the first video's analysis, started before the model is loaded (one process only).
+    ahead: the analysis of `first_video`, started before the model is loaded.
     """
     if workers < 1:
         raise VbgmError(f"--workers must be at least 1, got {workers}")
@@ -127,20 +162,44 @@ def score_videos(videos: list[Path], outputs: list[Outputs], options: dict[str, 
             log(f"[{i}/{len(jobs)}] {video}")
             yield _run_one(model, stats, i, video, out, options, ahead if i == 1 else None)
         return
-    if ahead is not None:
-        ahead.cancel()
+    yield from _score_in_workers(jobs, options, checkpoint, min(workers, len(jobs)), log, ahead)
+
+
+def _score_in_workers(jobs: list[tuple[int, tuple[Path, Outputs]]], options: dict[str, Any],
+                      checkpoint: str | os.PathLike[str] | None, n_workers: int,
+                      log: Callable[[str], None], ahead: AnalysisAhead | None) -> Iterator[Done]:
+    """`score_videos` with `n_workers` processes. Largest files first (a proxy for the work):
+    the last videos are short, so no worker idles long at the end while another finishes a long
+    one. No more videos are handed out than there are workers, and while the largest one is
+    analysed ahead, one worker's place is kept for it (that analysis uses the place's core)."""
     quiet = {**options, "progress": False, "log": _silent}
-    pool = ProcessPoolExecutor(min(workers, len(jobs)), mp_context=start_worker_server(),
+    queue = sorted(jobs, key=lambda job: -_size(job[1][0]))
+    held = next((job for job in queue if ahead is not None and job[1][0] == ahead.path), None)
+    if held is not None:
+        queue.remove(held)
+    pool = ProcessPoolExecutor(n_workers, mp_context=start_worker_server(),
                                initializer=_init_worker,
                                initargs=(str(checkpoint) if checkpoint else None,))
+    running: set[Future] = set()
     try:
-        # Largest files first (a proxy for the work): the last videos are short, so no worker
-        # idles long at the end while another finishes a long one.
-        by_size = sorted(jobs, key=lambda job: -_size(job[1][0]))
-        pending = {pool.submit(_work, i, video, out, quiet) for i, (video, out) in by_size}
-        log(f"{len(jobs)} videos on {min(workers, len(jobs))} worker processes")
-        while pending:
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+        log(f"{len(jobs)} videos on {n_workers} worker processes")
+        while queue or running or held:
+            if held is not None and (ahead.ready() or not (queue or running)):
+                i, (video, out) = held
+                held = None
+                try:
+                    running.add(pool.submit(_work, i, video, out, _with_analysis(quiet, ahead)))
+                except VbgmError as exc:  # the analysis failed
+                    log(f"[{i}/{len(jobs)}] {video}")
+                    yield Done(i, video, out, error=str(exc))
+            while queue and len(running) < n_workers - (held is not None):
+                i, (video, out) = queue.pop(0)
+                running.add(pool.submit(_work, i, video, out, quiet))
+            if not running:
+                continue
+            # While the analysis ahead runs, look at it every 20 ms.
+            finished, running = wait(running, timeout=0.02 if held else None,
+                                     return_when=FIRST_COMPLETED)
             for f in finished:
                 try:
                     done = f.result()

@@ -33,7 +33,12 @@ does. Five clips are little data: the thresholds are a documented starting point
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
+
+from vbgm.errors import VbgmError
+from vbgm.song import SIXTEENTHS_PER_BAR
 
 # Frame heights per second; see the module docstring for the fit.
 DENSITY_FLOOR = 5
@@ -91,3 +96,45 @@ def auto_key_without_video(seed: int) -> int:
     """`--key auto` for music without a video (`vbgm compose`): a major key (nothing to read a
     mood from), its tonic from the seed."""
     return auto_key(float("nan"), [], seed)
+
+
+@dataclass
+class Controls:
+    """What the video asks of the music, on the sixteenth grid.
+
+    n_sixteenths: the music's length (the video's length at its tempo).
+    bar_density: per bar, the density class 1..17 (0 = no control for that bar).
+    beats: (M, 2) int array of (sixteenth, strength class 0..10), ascending; strength 0 beats are
+        not forced.
+    cuts: sixteenths of the video's hard cuts: the music's sections start at the nearest bar
+        lines.
+    """
+
+    n_sixteenths: int
+    bar_density: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    beats: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), dtype=np.int64))
+    cuts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    def __post_init__(self) -> None:
+        if self.n_sixteenths < 1:
+            raise VbgmError(f"music length must be at least one sixteenth, got {self.n_sixteenths}")
+        self.bar_density = np.asarray(self.bar_density, dtype=np.int64).reshape(-1)
+        self.beats = np.asarray(self.beats, dtype=np.int64).reshape(-1, 2)
+        keep = (self.beats[:, 0] >= 0) & (self.beats[:, 0] < self.n_sixteenths)
+        beats = self.beats[keep]
+        self.beats = beats[np.argsort(beats[:, 0], kind="stable")]
+        self.cuts = np.sort(np.asarray(self.cuts, dtype=np.int64).reshape(-1))
+
+    @property
+    def n_bars(self) -> int:
+        return -(-self.n_sixteenths // SIXTEENTHS_PER_BAR)
+
+    @classmethod
+    def from_analysis(cls, analysis) -> Controls:
+        """Controls from a `vbgm.video.VideoAnalysis`."""
+        beats = [(b.sixteenth, b.strength) for b in analysis.beats]
+        return cls(n_sixteenths=analysis.n_sixteenths,
+                   bar_density=[b.density for b in analysis.bars],
+                   beats=np.array(beats, dtype=np.int64).reshape(-1, 2),
+                   cuts=np.array([b.sixteenth for b in analysis.beats if b.is_cut],
+                                 dtype=np.int64))

@@ -541,8 +541,11 @@ def _check_weights(path: Path, payload: dict[str, Any]) -> None:
     stored = payload.get("sha256")
     if stored is not None and stored != weights_digest(state):
         raise VbgmError(f"{path}: damaged checkpoint (the weights do not match their checksum)")
-    for name, value in state.items():
-        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+    floats = {name: value for name, value in state.items() if value.is_floating_point()}
+    if floats and bool(torch.isfinite(torch.cat([v.reshape(-1) for v in floats.values()])).all()):
+        return  # one pass over all the weights; names are looked for only when one is bad
+    for name, value in floats.items():
+        if not bool(torch.isfinite(value).all()):
             raise VbgmError(f"{path}: damaged checkpoint ({name} has NaN or infinite weights)")
 
 

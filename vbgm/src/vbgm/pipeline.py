@@ -32,7 +32,7 @@ from vbgm.sampling import Controls, Generated, Request, SamplingConfig, describe
 from vbgm.song import ONSET, VELOCITY, Song
 
 if TYPE_CHECKING:  # the video stack is imported only when a video is analysed
-    from vbgm.video import VideoAnalysis
+    from vbgm.video import AnalysisConfig, VideoAnalysis
 
 DEFAULT_CHECKPOINT = "default.pt"  # inside the package's assets/
 
@@ -221,7 +221,8 @@ def score_video(video: Path, out: Outputs, model: CMT, request: Request = Reques
                 stats: CorpusStats | None = None, force: bool = True, warn=None,
                 auto_key: bool = False, duck: DuckConfig | None = None,
                 loop: bool = False, analysis: VideoAnalysis | None = None,
-                analysis_s: float | None = None) -> Music:
+                analysis_s: float | None = None,
+                analysis_config: AnalysisConfig | None = None) -> Music:
     """Analyse `video`, compose music for it, write MIDI / WAV / plot / JSON and the muxed video.
 
     stats: the model's corpus statistics (`load_model_and_stats`; None = the shipped ones).
@@ -234,6 +235,7 @@ def score_video(video: Path, out: Outputs, model: CMT, request: Request = Reques
     analysis: this video's analysis from an earlier run (new music for the same video, e.g. with
         another seed, without analysing it again) or made ahead (`video.AnalysisAhead`); `tempo`
         is then the analysis's. analysis_s: the seconds it took there, for the log.
+    analysis_config: how the video is analysed (without `analysis`; None = the defaults).
 
     The outputs are one transaction (`vbgm.transaction`): the destination is checked (writable,
     room) before the analysis, and the files appear together only when all were written; any
@@ -244,14 +246,15 @@ def score_video(video: Path, out: Outputs, model: CMT, request: Request = Reques
     from vbgm.render import write_wav
     from vbgm.timecode import video_start
     from vbgm.transaction import Transaction, room_for
-    from vbgm.video import analyze
+    from vbgm.video import AnalysisConfig, analyze
 
     check_outputs([video], [out], force=True)  # never the input, whatever `force` says
     timings: dict[str, float] = {}
     with Transaction(out.paths(), force=force, need_bytes=room_for([video])) as tx:
         t = time.perf_counter()
         if analysis is None:
-            analysis = analyze(video, tempo=tempo, progress=progress)
+            analysis = analyze(video, analysis_config or AnalysisConfig(), tempo=tempo,
+                               progress=progress)
         timings["analyze"] = time.perf_counter() - t
         ahead = "" if analysis_s is None else f"; {analysis_s:.1f} s while starting up"
         log(f"  analysed: {analysis.duration_s:.1f} s at {analysis.tempo_bpm:g} bpm, "

@@ -21,161 +21,25 @@ class uses floor(100 i / n) + 1 with n the video's length, the same rule as trai
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from vbgm import corpus_stats, harmony, keys, rules, vocab
+from vbgm import corpus_stats, keys, rules, vocab
+from vbgm.controls import Controls
 from vbgm.corpus_stats import CorpusStats
 from vbgm.errors import VbgmError
 from vbgm.model import CMT, int8_available
-from vbgm.rules import SAMPLED, Rules
+from vbgm.request import Request, SamplingConfig
+from vbgm.rules import SAMPLED
 from vbgm.song import (
-    DRUMS,
     DURATION,
-    GENRE_IDS,
-    GUITAR,
-    INSTRUMENT_IDS,
     ONSET,
-    PIANO,
     SIXTEENTHS_PER_BAR,
     Song,
 )
 from vbgm.tokens import decode, init_tokens
-
-
-@dataclass(frozen=True)
-class SamplingConfig:
-    """How tokens are drawn. Temperatures and top-p per field in `SAMPLED` order (type, barbeat,
-    density, pitch, duration, instrument, strength); the defaults are the reference's but for
-    the pitch temperature, 1.8 rather than 1.0, used when the model is given no key token (with
-    the scale pull `Rules.harmony`): at 1.0 the model's songs used few pitches, Table 1's pitch
-    entropy 33 % below the data's (`vbgm evaluate table1`; the model card has the figures).
-
-    control: the control degree C in [0, 1], the probability that each control is applied
-        (the paper chose 0.7).
-    max_tokens_per_sixteenth: hard cap on the sequence length, against run-away generation.
-    threads: torch threads during sampling (one is fastest for batch-1 recurrent steps on CPU,
-        where thread synchronisation costs more than a 256-wide matrix-vector product).
-    rules: the musical rules (registers, drum accents, beat coverage, harmony, repeats).
-    int8: the recurrent step with int8 weights where torch has a quantised CPU engine (on by
-        default: the step 2.2x faster for the shipped `medium` on one thread, 2.6x for `paper`,
-        the same distributions within a mean KL of 1e-4; `benchmarks/bench_int8.py`).
-    key_pitch_temperature: the pitch temperature when a key is requested. Given its key token
-        the keyed model is sure of its pitches (one pedal note through a whole song at 1.0),
-        while the key plan keeps the harmony (chords, bass roots): measured on 18 songs,
-        1.3 brings pitch variety and dissonance towards real songs' with the key still found.
-    key_offbeat_pitch_temperature: the same for notes between the beats (passing tones).
-    """
-
-    temperature: tuple[float, ...] = (1.0, 1.2, 1.0, 1.8, 2.0, 1.0, 1.0)
-    top_p: tuple[float, ...] = (0.9, 1.0, 0.9, 0.9, 0.9, 0.9, 0.9)
-    control: float = 0.7
-    max_tokens_per_sixteenth: float = 12.0
-    threads: int = 1  # torch threads while sampling: one step is tiny matrix-vector work
-    rules: Rules = Rules()
-    int8: bool = True  # int8 weights in the recurrent step (`CMT.step`): faster on a CPU
-    key_pitch_temperature: float = 1.3
-    key_offbeat_pitch_temperature: float = 2.0
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.control <= 1.0:
-            raise VbgmError(f"control degree C must be in [0, 1], got {self.control}")
-        if len(self.temperature) != len(SAMPLED) or len(self.top_p) != len(SAMPLED):
-            raise VbgmError(f"temperature and top_p need {len(SAMPLED)} values each")
-
-
-@dataclass
-class Controls:
-    """What the video asks of the music, on the sixteenth grid.
-
-    n_sixteenths: the music's length (the video's length at its tempo).
-    bar_density: per bar, the density class 1..17 (0 = no control for that bar).
-    beats: (M, 2) int array of (sixteenth, strength class 0..10), ascending; strength 0 beats are
-        not forced.
-    cuts: sixteenths of the video's hard cuts: the music's sections start at the nearest bar
-        lines.
-    """
-
-    n_sixteenths: int
-    bar_density: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    beats: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), dtype=np.int64))
-    cuts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-
-    def __post_init__(self) -> None:
-        if self.n_sixteenths < 1:
-            raise VbgmError(f"music length must be at least one sixteenth, got {self.n_sixteenths}")
-        self.bar_density = np.asarray(self.bar_density, dtype=np.int64).reshape(-1)
-        self.beats = np.asarray(self.beats, dtype=np.int64).reshape(-1, 2)
-        keep = (self.beats[:, 0] >= 0) & (self.beats[:, 0] < self.n_sixteenths)
-        beats = self.beats[keep]
-        self.beats = beats[np.argsort(beats[:, 0], kind="stable")]
-        self.cuts = np.sort(np.asarray(self.cuts, dtype=np.int64).reshape(-1))
-
-    @property
-    def n_bars(self) -> int:
-        return -(-self.n_sixteenths // SIXTEENTHS_PER_BAR)
-
-    @classmethod
-    def from_analysis(cls, analysis) -> Controls:
-        """Controls from a `vbgm.video.VideoAnalysis`."""
-        beats = [(b.sixteenth, b.strength) for b in analysis.beats]
-        return cls(n_sixteenths=analysis.n_sixteenths,
-                   bar_density=[b.density for b in analysis.bars],
-                   beats=np.array(beats, dtype=np.int64).reshape(-1, 2),
-                   cuts=np.array([b.sixteenth for b in analysis.beats if b.is_cut],
-                                 dtype=np.int64))
-
-
-@dataclass(frozen=True)
-class Request:
-    """What the user asks for: a genre code, the instruments allowed (ids 1..5) and a key
-    (0..23, see `vbgm.harmony`; None = the music's own, inferred from its first notes)."""
-
-    genre: int = 0
-    instruments: tuple[int, ...] = (1, 2, 3, 4, 5)
-    key: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.key is not None and not 0 <= self.key < harmony.N_KEYS:
-            raise VbgmError(f"key must be 0..{harmony.N_KEYS - 1}, got {self.key}")
-
-    @classmethod
-    def parse(cls, genre: str | int = "unknown", instruments: str | Sequence[str] = "all",
-              key: int | None = None) -> Request:
-        """From user words: a genre name or code, instruments as names (comma list) or 'all',
-        and a key (0..23 or None)."""
-        if isinstance(genre, str) and not genre.isdigit():
-            if genre.lower() not in GENRE_IDS:
-                raise VbgmError(f"unknown genre {genre!r}; choose from {', '.join(GENRE_IDS)}")
-            g = GENRE_IDS[genre.lower()]
-        else:
-            g = int(genre)
-            if not 0 <= g < len(GENRE_IDS):
-                raise VbgmError(f"genre code must be 0..{len(GENRE_IDS) - 1}, got {g}")
-        names = instruments.split(",") if isinstance(instruments, str) else list(instruments)
-        names = [n.strip().lower() for n in names if n.strip()]
-        if names == ["all"] or not names:
-            ids = tuple(INSTRUMENT_IDS.values())
-        else:
-            bad = [n for n in names if n not in INSTRUMENT_IDS]
-            if bad:
-                raise VbgmError(f"unknown instrument {bad[0]!r}; choose from "
-                                f"{', '.join(INSTRUMENT_IDS)}")
-            ids = tuple(sorted({INSTRUMENT_IDS[n] for n in names}))
-        return cls(genre=g, instruments=ids, key=key)
-
-    @property
-    def rhythm_instruments(self) -> tuple[int, ...]:
-        """Instruments that carry forced visual beats: the drums when they play (a beat is an
-        accent: kick, + crash when strong), else piano and guitar (a chord of chord tones),
-        else the first requested instrument."""
-        if DRUMS in self.instruments:
-            return (DRUMS,)
-        rhythm = tuple(k for k in self.instruments if k in (PIANO, GUITAR))
-        return rhythm or self.instruments[:1]
 
 
 def pitch_temperatures(states: list[rules.State], on_beat: float, config: SamplingConfig

@@ -89,5 +89,5 @@ def run(args: argparse.Namespace) -> int:
           + (f" and stems in {args.stems}" if args.stems else "")
           + f": {music.seconds:.1f} s, {len(music.song.notes)} notes "
           f"[{music.timings['generate']:.1f} s]")
-    report_originality(index, music, indent="")
+    report_originality(index, music.song, music.tempo_bpm, indent="")
     return 0

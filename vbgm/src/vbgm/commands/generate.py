@@ -12,7 +12,8 @@ from vbgm.formats import OUTPUT_VIDEO_SUFFIXES
 if TYPE_CHECKING:
     from vbgm.duck import DuckConfig
     from vbgm.outputs import Outputs
-    from vbgm.sampling import Request
+    from vbgm.request import Request
+    from vbgm.song import Song
     from vbgm.video import AnalysisAhead
 
 
@@ -56,14 +57,14 @@ def originality_index(args: argparse.Namespace):
     return load_or_build(args.check_originality, log=print)
 
 
-def report_originality(index, music, indent: str = "  ") -> None:
-    """Print the originality check of generated `music` (a pipeline.Music) against `index`
-    (None: not asked); a copied passage also warns on stderr."""
+def report_originality(index, song: Song, tempo_bpm: float, indent: str = "  ") -> None:
+    """Print the originality check of a generated song against `index` (None: not asked); a
+    copied passage also warns on stderr."""
     if index is None:
         return
     from vbgm.originality import check
 
-    report = check(music.song, index, music.tempo_bpm, top=3)
+    report = check(song, index, tempo_bpm, top=3)
     for line in report.lines():
         print(indent + line)
     if report.flagged:
@@ -75,7 +76,7 @@ def parse_request(args: argparse.Namespace) -> Request:
     """The Request of --genre and --instruments; an empty --instruments is an error, not "all"."""
     from vbgm.errors import VbgmError
     from vbgm.harmony import parse_key
-    from vbgm.sampling import Request
+    from vbgm.request import Request
 
     if not any(name.strip() for name in args.instruments.split(",")):
         raise VbgmError("--instruments is empty: name some of drums,piano,guitar,bass,strings "
@@ -176,9 +177,9 @@ def duck_config(args: argparse.Namespace) -> DuckConfig | None:
 def run(args: argparse.Namespace) -> int:
     """Check every request and the destination first (nothing written on a bad one), then score
     each video as one transaction; a failed video is reported and the batch goes on. The first
-    video is analysed while the model loads (`video.AnalysisAhead`), or, with workers, their
-    fork server imports while this process does."""
-    from vbgm.batch import start_worker_server
+    video is analysed while the model loads (`video.AnalysisAhead`); with workers, the largest
+    one, while their fork server imports the pipeline."""
+    from vbgm.batch import first_video, start_worker_server
     from vbgm.errors import VbgmError
     from vbgm.outputs import check_outputs
     from vbgm.transaction import check_destinations, room_for
@@ -195,11 +196,13 @@ def run(args: argparse.Namespace) -> int:
     check_outputs(videos, outputs, args.force)
     check_destinations([p for out in outputs for p in out.paths()],
                        max(room_for([v]) for v in videos))
+    pool = args.workers > 1 and len(videos) > 1
     ahead = None
-    if args.workers > 1 and len(videos) > 1:
+    if videos:  # forked before anything starts a thread (the fork server's start does not)
+        ahead = AnalysisAhead.start(first_video(videos, args.workers), args.tempo,
+                                    progress=not (args.quiet or pool))
+    if pool:
         start_worker_server()
-    elif videos:
-        ahead = AnalysisAhead.start(videos[0], args.tempo, progress=not args.quiet)
     try:
         return score_all(args, videos, outputs, ahead)
     finally:
@@ -212,7 +215,7 @@ def score_all(args: argparse.Namespace, videos: list[Path], outputs: list[Output
     """The checks that need the model's modules, then every video (see `run`)."""
     from vbgm.batch import score_videos
     from vbgm.errors import VbgmError
-    from vbgm.sampling import SamplingConfig
+    from vbgm.request import SamplingConfig
 
     request = parse_request(args)
     config = SamplingConfig(control=args.control, int8=args.int8)
@@ -231,11 +234,10 @@ def score_all(args: argparse.Namespace, videos: list[Path], outputs: list[Output
             print(f"vbgm: error: {done.error}", file=sys.stderr)
             failed += 1
             continue
-        music = done.music
-        report_originality(index, music)
-        total = sum(music.timings.values())
+        report_originality(index, done.song, done.tempo_bpm)
+        total = sum(done.timings.values())
         print(f"  wrote {', '.join(str(p) for p in done.out.paths())} "
-              f"({music.seconds:.1f} s of music in {total:.1f} s)")
+              f"({done.seconds:.1f} s of music in {total:.1f} s)")
     if failed:
         print(f"vbgm: {failed} of {len(videos)} videos failed", file=sys.stderr)
         return 2
