@@ -38,6 +38,22 @@ def _plan(n: int = 64, instruments=(1, 2, 3, 4, 5), rhythm=(1,), density=None, b
 
 
 # ------------------------------------------------------------------------- rules on their own
+
+
+def test_the_form_is_followed_as_the_controls_are() -> None:
+    """Planned re-plays and groove bars are kept with probability share + (1 - share) * C: all
+    at C = 1, `repeat_share` / `groove_share` of them at C = 0 (free songs repeat less)."""
+    n = 64 * SIXTEENTHS_PER_BAR
+    full = _plan(n, control=1.0, rules_=Rules(repeat_share=1.0, groove_share=1.0))
+    assert (full.source >= 0).sum() > 20 and (full.groove >= 0).sum() > 20
+    at_one = _plan(n, control=1.0)
+    assert (at_one.source == full.source).all() and (at_one.groove == full.groove).all()
+    free = _plan(n, control=0.0, rules_=Rules(repeat_share=0.5, groove_share=0.25))
+    planned_r, planned_g = (full.source >= 0).sum(), (full.groove >= 0).sum()
+    assert 0.3 < (free.source >= 0).sum() / planned_r < 0.7
+    assert 0.1 < (free.groove >= 0).sum() / planned_g < 0.4
+    kept = free.source >= 0
+    assert (free.source[kept] == full.source[kept]).all()  # thinned, not re-planned
 def test_register_keeps_each_instrument_in_its_measured_range() -> None:
     plan = _plan()
     for k in range(2, 6):
