@@ -30,7 +30,7 @@ from vbgm.errors import VbgmError
 from vbgm.formats import video_files
 from vbgm.model import CMT, CONFIGS, load_checkpoint, save_checkpoint
 from vbgm.pipeline import default_checkpoint
-from vbgm.transaction import Terminated, Transaction, lock_path, stops_raise
+from vbgm.transaction import Terminated, Transaction, lock_path, stops_held, stops_raise
 
 CLIP = "carphone_pristine.mp4"  # 4.0 s, no audio
 LONG = "bikes.mp4"  # 10.0 s
@@ -493,6 +493,25 @@ def test_no_commit_after_a_stop_whose_exception_was_swallowed(tmp_path: Path) ->
         tx.path(out).write_bytes(b"b")
         tx.commit()
     assert out.read_bytes() == b"b"
+
+
+@pytest.mark.parametrize("sig, stop", [(signal.SIGTERM, Terminated),
+                                       (signal.SIGINT, KeyboardInterrupt)])
+def test_a_stop_while_a_file_is_made_and_recorded_waits_for_both(tmp_path: Path, sig: int,
+                                                                 stop: type) -> None:
+    """Seen for real: Ctrl-C between the creation and the removal of the destination probe left
+    it behind. In a held block the stop is remembered and raised once the block ends."""
+    made: list[Path] = []
+    with stops_raise():
+        with pytest.raises(stop):
+            with stops_held():
+                (tmp_path / "f").write_bytes(b"")
+                os.kill(os.getpid(), sig)
+                time.sleep(0.2)  # the handler runs here, and must not raise
+                made.append(tmp_path / "f")
+        assert made  # the block finished before the stop was raised
+        with stops_held():  # a later block does not raise the same stop again
+            pass
 
 
 def test_an_existing_output_is_refused_before_the_analysis_starts(video_root: Path,

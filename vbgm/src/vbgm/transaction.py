@@ -49,6 +49,8 @@ class Terminated(BaseException):
 # one, even where the exception its handler raised was swallowed (seen: raised inside an import
 # numpy ran lazily from C code, after which the job went on to write its outputs).
 _STOPS: list[type[BaseException]] = []
+# Open `stops_held` blocks: a job's stop is only remembered there, and raised when they end.
+_HELD: list[None] = []
 
 
 def _raise_terminated(signum: int, frame: object) -> None:
@@ -58,12 +60,32 @@ def _raise_terminated(signum: int, frame: object) -> None:
 
 def _remember_terminated(signum: int, frame: object) -> None:
     _STOPS.append(Terminated)
-    _raise_terminated(signum, frame)
+    if not _HELD:
+        _raise_terminated(signum, frame)
 
 
 def _remember_interrupt(signum: int, frame: object) -> None:
     _STOPS.append(KeyboardInterrupt)
-    raise KeyboardInterrupt()
+    if not _HELD:
+        raise KeyboardInterrupt()
+
+
+@contextlib.contextmanager
+def stops_held() -> Iterator[None]:
+    """Inside a job (`stops_raise`), a stop that arrives in this block is raised when it ends:
+    a file made here and recorded for removal is never left between the two steps (seen: Ctrl-C
+    between the creation and the removal of the destination probe left it behind)."""
+    before = len(_STOPS)
+    _HELD.append(None)
+    try:
+        yield
+    finally:
+        _HELD.pop()
+    if not _HELD and len(_STOPS) > before:
+        stop = _STOPS[-1]
+        if stop is Terminated:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM kills at once
+        raise stop()
 
 
 def _sigterm_raises() -> tuple[bool, object]:
@@ -122,7 +144,8 @@ def check_destination(folder: Path, need_bytes: int = RESERVE_BYTES) -> None:
             raise VbgmError(f"{folder}: not a folder" if base == folder.absolute() else
                             f"{folder}: cannot create this folder ({base} is not a folder)")
         try:
-            os.unlink(make_temp(base / ".vbgm-probe"))
+            with stops_held():
+                os.unlink(make_temp(base / ".vbgm-probe"))
             free = shutil.disk_usage(base).free
             break
         except FileNotFoundError as exc:  # a concurrent run removed a folder it had made
@@ -317,18 +340,20 @@ class Transaction:
             remove_stale_locks(folder)
         for t in sorted(targets):
             lock = _Lock(t)
-            for _ in range(5):  # a concurrent run that fails may remove a folder it made
-                try:
+            with stops_held():  # made and recorded as one step
+                for _ in range(5):  # a concurrent run that fails may remove a folder it made
+                    try:
+                        lock.acquire()
+                        break
+                    except FileNotFoundError:
+                        self._made += make_folders(t.absolute().parent)
+                else:
                     lock.acquire()
-                    break
-                except FileNotFoundError:
-                    self._made += make_folders(t.absolute().parent)
-            else:
-                lock.acquire()
-            self._locks.append(lock)
+                self._locks.append(lock)
             _check_existing(t, self.force)  # again, now that no other vbgm run can write it
         for t in targets:
-            self._temps[t] = make_temp(t)
+            with stops_held():
+                self._temps[t] = make_temp(t)
 
     def path(self, target: str | os.PathLike[str]) -> Path:
         """The temporary file to write `target`'s content to."""
