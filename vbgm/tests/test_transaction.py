@@ -525,3 +525,8 @@ def test_an_existing_output_is_refused_before_the_analysis_starts(video_root: Pa
     assert run.stderr.strip().splitlines() == [
         f"vbgm: error: {tmp_path / 'o.mp4'}: already exists (use --force to overwrite)"]
     assert (tmp_path / "o.mp4").read_bytes() == b"keep me" and _names(tmp_path) == ["o.mp4"]
+    # So must a bad request (checked without the model's modules).
+    run = subprocess.run(_cli("generate", str(video_root / CLIP), "-o", str(tmp_path / "n.mp4"),
+                              "--genre", "jazz"), capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1, run.stderr
+    assert "unknown genre 'jazz'" in run.stderr and _names(tmp_path) == ["o.mp4"]

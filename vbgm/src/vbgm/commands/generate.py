@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from vbgm.formats import OUTPUT_VIDEO_SUFFIXES
 
@@ -175,13 +175,14 @@ def duck_config(args: argparse.Namespace) -> DuckConfig | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Check every request and the destination first (nothing written on a bad one), then score
-    each video as one transaction; a failed video is reported and the batch goes on. The first
-    video is analysed while the model loads (`video.AnalysisAhead`); with workers, the largest
-    one, while their fork server imports the pipeline."""
+    """Check every request and the destination first (nothing written, nothing started on a bad
+    one), then score each video as one transaction; a failed video is reported and the batch
+    goes on. The first video is analysed while the model loads (`video.AnalysisAhead`); with
+    workers, the largest one, while their fork server imports the pipeline."""
     from vbgm.batch import first_video, start_worker_server
     from vbgm.errors import VbgmError
     from vbgm.outputs import check_outputs
+    from vbgm.request import SamplingConfig
     from vbgm.transaction import check_destinations, room_for
     from vbgm.video import AnalysisAhead
 
@@ -191,6 +192,12 @@ def run(args: argparse.Namespace) -> int:
         raise VbgmError(f"--candidates must be at least 1, got {args.candidates}")
     if args.workers < 1:
         raise VbgmError(f"--workers must be at least 1, got {args.workers}")
+    options = {"request": parse_request(args),
+               "config": SamplingConfig(control=args.control, int8=args.int8),
+               "tempo": args.tempo, "candidates": args.candidates, "seed": args.seed,
+               "keep_audio": args.keep_audio, "backend": args.synth, "progress": not args.quiet,
+               "force": args.force, "auto_key": args.key.strip().lower() == "auto",
+               "duck": duck_config(args), "loop": args.loop}
     videos = input_videos(args.videos)
     outputs = plan_outputs(args, videos)
     check_outputs(videos, outputs, args.force)
@@ -204,27 +211,20 @@ def run(args: argparse.Namespace) -> int:
     if pool:
         start_worker_server()
     try:
-        return score_all(args, videos, outputs, ahead)
+        return score_all(args, videos, outputs, options, ahead)
     finally:
         if ahead is not None:
             ahead.cancel()
 
 
 def score_all(args: argparse.Namespace, videos: list[Path], outputs: list[Outputs],
-              ahead: AnalysisAhead | None) -> int:
-    """The checks that need the model's modules, then every video (see `run`)."""
+              options: dict[str, Any], ahead: AnalysisAhead | None) -> int:
+    """The originality index (if asked), then every video with `score_video`'s `options` (see
+    `run`)."""
     from vbgm.batch import score_videos
     from vbgm.errors import VbgmError
-    from vbgm.request import SamplingConfig
 
-    request = parse_request(args)
-    config = SamplingConfig(control=args.control, int8=args.int8)
-    duck = duck_config(args)
     index = originality_index(args)
-    options = {"request": request, "config": config, "tempo": args.tempo,
-               "candidates": args.candidates, "seed": args.seed, "keep_audio": args.keep_audio,
-               "backend": args.synth, "progress": not args.quiet, "force": args.force,
-               "auto_key": args.key.strip().lower() == "auto", "duck": duck, "loop": args.loop}
     failed = 0
     for done in score_videos(videos, outputs, options, args.checkpoint, args.workers,
                              ahead=ahead):
