@@ -139,6 +139,8 @@ def test_harmony_pulls_to_the_scale_and_the_chord() -> None:
     assert np.allclose(off[1:], 0.25 * on[1:])
     assert rules.pitch_bias(state, replace(keyed, rules=Rules(key_pull=0, key_chord_pull=0))
                             ) is None  # the model alone keeps the key
+    chords_only = rules.pitch_bias(state, replace(keyed, rules=Rules(key_pull=0)))
+    assert chords_only[value[2]] < 0 == chords_only[value[4]]  # the chord pull on its own
 
 
 def _keyed_plan(n: int = 64, key: int = 0) -> rules.Plan:

@@ -571,8 +571,9 @@ def pitch_bias(state: State, plan: Plan) -> np.ndarray | None:
 def _pulls(plan: Plan) -> bool:
     """Whether pitches are pulled (pitch_bias): a chord pull, a requested key's, or the scale
     pull of music without one."""
-    own = plan.rules.key_pull if plan.key is not None else plan.rules.harmony
-    return own > 0 or plan.rules.chord > 0
+    if plan.key is not None:
+        return plan.rules.key_pull > 0 or plan.rules.key_chord_pull > 0 or plan.rules.chord > 0
+    return plan.rules.harmony > 0 or plan.rules.chord > 0
 
 
 def _chords(plan: Plan) -> bool:
