@@ -37,9 +37,6 @@ def _plan(n: int = 64, instruments=(1, 2, 3, 4, 5), rhythm=(1,), density=None, b
                            np.random.default_rng(0), STATS, rules_)
 
 
-# ------------------------------------------------------------------------- rules on their own
-
-
 def test_the_form_is_followed_as_the_controls_are() -> None:
     """Planned re-plays and groove bars are kept with probability share + (1 - share) * C: all
     at C = 1, `repeat_share` / `groove_share` of them at C = 0 (free songs repeat less)."""
@@ -54,6 +51,11 @@ def test_the_form_is_followed_as_the_controls_are() -> None:
     assert 0.1 < (free.groove >= 0).sum() / planned_g < 0.4
     kept = free.source >= 0
     assert (free.source[kept] == full.source[kept]).all()  # thinned, not re-planned
+
+
+# ------------------------------------------------------------------------- rules on their own
+
+
 def test_register_keeps_each_instrument_in_its_measured_range() -> None:
     plan = _plan()
     for k in range(2, 6):

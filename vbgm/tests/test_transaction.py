@@ -512,6 +512,15 @@ def test_a_stop_while_a_file_is_made_and_recorded_waits_for_both(tmp_path: Path,
         assert made  # the block finished before the stop was raised
         with stops_held():  # a later block does not raise the same stop again
             pass
+        if sig == signal.SIGTERM:  # a second SIGTERM would kill at once
+            assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    # A stop that interrupted a failing step is what ends the job, not the step's error.
+    with stops_raise(), pytest.raises(stop) as raised:
+        with stops_held():
+            os.kill(os.getpid(), sig)
+            time.sleep(0.2)
+            raise VbgmError("another vbgm run is writing it")
+    assert isinstance(raised.value.__cause__, VbgmError)
 
 
 def test_an_existing_output_is_refused_before_the_analysis_starts(video_root: Path,

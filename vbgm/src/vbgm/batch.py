@@ -103,13 +103,23 @@ def _init_worker(checkpoint: str | None) -> None:
     _WORKER["model"], _WORKER["stats"] = load_model_and_stats(checkpoint)
 
 
+# Workers share the cores: one decoder thread each (two 2-thread decoders on 2 cores slowed
+# each analysis 1.7x); so does the analysis made ahead while they start.
+SHARED_CORE_DECODE_THREADS = 1
+
+
 def _work(i: int, video: Path, out: Outputs, options: dict[str, Any]) -> Done:
+    from vbgm.transaction import stops_raise
     from vbgm.video import AnalysisConfig
 
-    # Workers share the cores: one decoder thread each (two 2-thread decoders on 2 cores
-    # slowed each analysis 1.7x).
-    options = {"analysis_config": AnalysisConfig(decode_threads=1), **options}
-    return _run_one(_WORKER["model"], _WORKER["stats"], i, video, out, options)
+    options = {"analysis_config": AnalysisConfig(decode_threads=SHARED_CORE_DECODE_THREADS),
+               **options}
+    with stops_raise():  # Ctrl-C and SIGTERM reach the workers too: end the video cleanly
+        return _run_one(_WORKER["model"], _WORKER["stats"], i, video, out, options)
+
+
+def _started() -> None:
+    """A job that only makes the pool start a worker process (it starts one per job)."""
 
 
 def _size(path: Path) -> int:
@@ -160,7 +170,8 @@ def score_videos(videos: list[Path], outputs: list[Outputs], options: dict[str, 
         model, stats = load_model_and_stats(checkpoint)
         for i, (video, out) in jobs:
             log(f"[{i}/{len(jobs)}] {video}")
-            yield _run_one(model, stats, i, video, out, options, ahead if i == 1 else None)
+            mine = ahead if ahead is not None and ahead.path == video else None
+            yield _run_one(model, stats, i, video, out, options, mine)
         return
     yield from _score_in_workers(jobs, options, checkpoint, min(workers, len(jobs)), log, ahead)
 
@@ -177,11 +188,15 @@ def _score_in_workers(jobs: list[tuple[int, tuple[Path, Outputs]]], options: dic
     held = next((job for job in queue if ahead is not None and job[1][0] == ahead.path), None)
     if held is not None:
         queue.remove(held)
+    elif ahead is not None:  # not one of these videos
+        ahead.cancel()
     pool = ProcessPoolExecutor(n_workers, mp_context=start_worker_server(),
                                initializer=_init_worker,
                                initargs=(str(checkpoint) if checkpoint else None,))
     running: set[Future] = set()
     try:
+        for _ in range(n_workers):  # every worker starts now, the kept place's included
+            pool.submit(_started)
         log(f"{len(jobs)} videos on {n_workers} worker processes")
         while queue or running or held:
             if held is not None and (ahead.ready() or not (queue or running)):

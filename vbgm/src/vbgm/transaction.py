@@ -60,7 +60,9 @@ def _raise_terminated(signum: int, frame: object) -> None:
 
 def _remember_terminated(signum: int, frame: object) -> None:
     _STOPS.append(Terminated)
-    if not _HELD:
+    if _HELD:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM still kills at once
+    else:
         _raise_terminated(signum, frame)
 
 
@@ -79,13 +81,14 @@ def stops_held() -> Iterator[None]:
     _HELD.append(None)
     try:
         yield
-    finally:
+    except BaseException as exc:  # the stop, not the error it interrupted, ends the job
         _HELD.pop()
+        if not _HELD and len(_STOPS) > before:
+            raise _STOPS[-1]() from exc
+        raise
+    _HELD.pop()
     if not _HELD and len(_STOPS) > before:
-        stop = _STOPS[-1]
-        if stop is Terminated:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM kills at once
-        raise stop()
+        raise _STOPS[-1]()
 
 
 def _sigterm_raises() -> tuple[bool, object]:

@@ -691,7 +691,8 @@ class AnalysisAhead:
     other threads ran can hang), or when the fork fails.
     """
 
-    def __init__(self, path: Path, tempo: float | None, progress: bool) -> None:
+    def __init__(self, path: Path, tempo: float | None, progress: bool,
+                 config: AnalysisConfig = AnalysisConfig()) -> None:
         import multiprocessing
 
         sys.stdout.flush()  # the child must not write this process's buffered output again
@@ -701,7 +702,8 @@ class AnalysisAhead:
         self._conn, child_end = multiprocessing.Pipe(duplex=False)
         self._process = multiprocessing.get_context("fork").Process(
             target=_analyze_in_child,
-            args=(self._conn, child_end, path, tempo, progress, os.getpid()), daemon=True)
+            args=(self._conn, child_end, path, tempo, progress, config, os.getpid()),
+            daemon=True)
         try:
             self._process.start()
         finally:
@@ -709,7 +711,8 @@ class AnalysisAhead:
 
     @classmethod
     def start(cls, path: str | os.PathLike[str], tempo: float | None = None,
-              progress: bool = False) -> AnalysisAhead | None:
+              progress: bool = False, config: AnalysisConfig = AnalysisConfig()
+              ) -> AnalysisAhead | None:
         """Start analysing `path` in a child process, or None where that is not safe."""
         import threading
 
@@ -717,7 +720,7 @@ class AnalysisAhead:
                 or threading.active_count() > 1):
             return None
         try:
-            return cls(Path(path), tempo, progress)
+            return cls(Path(path), tempo, progress, config)
         except OSError:  # no fork (memory, process limit): analysed in this process instead
             return None
 
@@ -767,7 +770,7 @@ def _die_with_parent(parent: int) -> None:
 
 
 def _analyze_in_child(reader, conn, path: Path, tempo: float | None, progress: bool,
-                      parent: int) -> None:
+                      config: AnalysisConfig, parent: int) -> None:
     import signal
     import time
     import traceback
@@ -778,7 +781,7 @@ def _analyze_in_child(reader, conn, path: Path, tempo: float | None, progress: b
     _die_with_parent(parent)
     start = time.perf_counter()
     try:
-        result = ("ok", analyze(path, tempo=tempo, progress=progress))
+        result = ("ok", analyze(path, config, tempo=tempo, progress=progress))
     except VbgmError as exc:
         result = ("error", str(exc))
     except Exception:  # noqa: BLE001 - reported by the parent

@@ -179,12 +179,12 @@ def run(args: argparse.Namespace) -> int:
     one), then score each video as one transaction; a failed video is reported and the batch
     goes on. The first video is analysed while the model loads (`video.AnalysisAhead`); with
     workers, the largest one, while their fork server imports the pipeline."""
-    from vbgm.batch import first_video, start_worker_server
+    from vbgm.batch import SHARED_CORE_DECODE_THREADS, first_video, start_worker_server
     from vbgm.errors import VbgmError
     from vbgm.outputs import check_outputs
     from vbgm.request import SamplingConfig
     from vbgm.transaction import check_destinations, room_for
-    from vbgm.video import AnalysisAhead
+    from vbgm.video import AnalysisAhead, AnalysisConfig
 
     if args.tempo is not None and not 20 <= args.tempo <= 300:
         raise VbgmError(f"--tempo {args.tempo:g} is out of range (20..300 bpm)")
@@ -206,8 +206,9 @@ def run(args: argparse.Namespace) -> int:
     pool = args.workers > 1 and len(videos) > 1
     ahead = None
     if videos:  # forked before anything starts a thread (the fork server's start does not)
+        config = AnalysisConfig(decode_threads=SHARED_CORE_DECODE_THREADS if pool else 0)
         ahead = AnalysisAhead.start(first_video(videos, args.workers), args.tempo,
-                                    progress=not (args.quiet or pool))
+                                    progress=not (args.quiet or pool), config=config)
     if pool:
         start_worker_server()
     try:
