@@ -73,6 +73,9 @@ def test_polyphony_caps_chord_sizes_by_the_corpus() -> None:
     plan = _plan()
     assert np.flatnonzero(rules.polyphony(BASS, plan)).max() == STATS.chord_p99[BASS] <= 2
     assert np.flatnonzero(rules.polyphony(PIANO, plan)).max() == STATS.chord_p99[PIANO]
+    # The bass is mostly monophonic: two notes only on a bar's downbeat.
+    assert rules.group_cap(BASS, 0, plan) == 2 and rules.group_cap(BASS, 4, plan) == 1
+    assert rules.group_cap(PIANO, 4, plan) == STATS.chord_p99[PIANO]
 
 
 def test_visual_beat_on_drums_is_an_accent_not_a_pile() -> None:
