@@ -2,7 +2,7 @@
 
 For each model (default: the shipped one), 10 requested keys (five major, five minor) × 3 clips
 (the longest of ../shared/data/videos and the 30 s demo clip: a key needs a few bars to be
-heard, and the shortest real clips are under two bars) × 3 seeds are generated at the default
+heard, and the shortest real clips are under two bars) × 8 seeds are generated at the default
 control degree, and each song's key is found by the same Krumhansl-Kessler finder that labels the
 training songs (duration-weighted pitch classes of the non-drum notes). Printed per model:
 the share found in exactly the requested key, the share found in it or its relative key (same
