@@ -67,3 +67,47 @@ def test_a_fresh_command_analyses_the_largest_video_ahead_without_torch(
         stem = Path(name).stem
         one, two = tmp_path / "one" / f"{stem}.mid", tmp_path / "two" / f"{stem}.mid"
         assert one.read_bytes() == two.read_bytes(), name
+
+
+class _LateAnalysis:
+    """An analysis made ahead that never reports ready: the scheduler must score the other
+    videos first and then wait for it (`result`), not spin or drop it."""
+
+    def __init__(self, path: Path) -> None:
+        from vbgm.video import analyze
+
+        self.path, self.seconds, self.waited = path, 0.0, 0
+        self._analysis = analyze(path)
+
+    def ready(self) -> bool:
+        return False
+
+    def result(self):
+        self.waited += 1
+        return self._analysis
+
+    def cancel(self) -> None:
+        pass
+
+
+def test_the_video_analysed_ahead_is_scored_last_when_its_analysis_is_late(
+        clips: Path, tmp_path: Path) -> None:
+    from vbgm.batch import first_video, score_videos
+    from vbgm.outputs import Outputs
+
+    videos = sorted(clips.iterdir())
+    ahead = _LateAnalysis(first_video(videos, 2))
+
+    def outputs(folder: str) -> list[Outputs]:
+        return [Outputs(video=tmp_path / folder / f"{v.stem}.mp4",
+                        midi=tmp_path / folder / f"{v.stem}.mid") for v in videos]
+
+    done = list(score_videos(videos, outputs("two"), {}, workers=2, log=lambda line: None,
+                             ahead=ahead))
+    assert ahead.waited == 1 and all(d.error is None for d in done)
+    assert done[-1].video == ahead.path  # the others did not wait for it
+    one = list(score_videos(videos, outputs("one"), {}, workers=1, log=lambda line: None))
+    assert all(d.error is None for d in one)
+    for v in videos:
+        assert (tmp_path / "one" / f"{v.stem}.mid").read_bytes() == \
+            (tmp_path / "two" / f"{v.stem}.mid").read_bytes(), v.name
