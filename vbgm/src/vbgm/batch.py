@@ -48,18 +48,14 @@ class Done:
     out: Outputs
     song: Song | None = None
     tempo_bpm: float = 0.0
+    seconds: float = 0.0  # the music's length
     timings: dict[str, float] = field(default_factory=dict)
     error: str | None = None
 
     @classmethod
     def of(cls, index: int, video: Path, out: Outputs, music: Music) -> Done:
         return cls(index, video, out, song=music.song, tempo_bpm=music.tempo_bpm,
-                   timings=music.timings)
-
-    @property
-    def seconds(self) -> float:
-        """The music's length."""
-        return self.song.n_sixteenths * 15.0 / self.tempo_bpm if self.song else 0.0
+                   seconds=music.seconds, timings=music.timings)
 
 
 def _with_analysis(options: dict[str, Any], ahead: AnalysisAhead) -> dict[str, Any]:
@@ -103,8 +99,8 @@ def _init_worker(checkpoint: str | None) -> None:
     _WORKER["model"], _WORKER["stats"] = load_model_and_stats(checkpoint)
 
 
-# Workers share the cores: one decoder thread each (two 2-thread decoders on 2 cores slowed
-# each analysis 1.7x); so does the analysis made ahead while they start.
+# Workers share the cores: one decoder thread each (see `AnalysisConfig.decode_threads`); so
+# does the analysis made ahead while they start.
 SHARED_CORE_DECODE_THREADS = 1
 
 

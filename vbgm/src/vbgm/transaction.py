@@ -24,6 +24,7 @@ import fcntl
 import os
 import shutil
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -60,10 +61,9 @@ def _raise_terminated(signum: int, frame: object) -> None:
 
 def _remember_terminated(signum: int, frame: object) -> None:
     _STOPS.append(Terminated)
-    if _HELD:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM still kills at once
-    else:
-        _raise_terminated(signum, frame)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM kills at once
+    if not _HELD:
+        raise Terminated()
 
 
 def _remember_interrupt(signum: int, frame: object) -> None:
@@ -81,14 +81,11 @@ def stops_held() -> Iterator[None]:
     _HELD.append(None)
     try:
         yield
-    except BaseException as exc:  # the stop, not the error it interrupted, ends the job
+    finally:
         _HELD.pop()
         if not _HELD and len(_STOPS) > before:
-            raise _STOPS[-1]() from exc
-        raise
-    _HELD.pop()
-    if not _HELD and len(_STOPS) > before:
-        raise _STOPS[-1]()
+            # The stop, not an error it interrupted (the cause, if any), ends the job.
+            raise _STOPS[-1]() from sys.exc_info()[1]
 
 
 def _sigterm_raises() -> tuple[bool, object]:

@@ -57,7 +57,8 @@ class AnalysisConfig:
     max_aspect: float = 3.0  # wider frames are squeezed to this width/height ratio
     max_fps: float = 30.0  # frames closer than 1/max_fps to the last analysed one are skipped
     # Decoder threads; 0 = FFmpeg's choice (about one per core). Processes that share the cores
-    # (`vbgm.batch` workers) use 1: two 2-thread decoders on 2 cores slowed each analysis 1.7x.
+    # (`vbgm.batch` workers) use 1: box.mp4's analysis took 0.45 s alone with FFmpeg's threads
+    # but 0.71 s each with two running at once; on one thread 0.68 s, alone or side by side.
     decode_threads: int = 0
     flow: str = "dis"  # "dis" (OpenCV DIS, preset FAST) or "farneback" (the reference's, slower)
     direction_bins: int = 8  # directogram bins
