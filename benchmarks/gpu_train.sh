@@ -4,11 +4,17 @@
 #   bash benchmarks/gpu_train.sh PACKED_DATASET OUT_DIR     # from the repo root
 #
 # PACKED_DATASET: a folder written by `python benchmarks/pack_dataset.py pack` (it travels;
-# the 160 MB token file does not need to). Runs, side by side on the one GPU (bf16 autocast),
-# each fitted to MINUTES by `vbgm train --minutes`:
-#   medium-augment    medium model, keys by random transposition of each window (from scratch)
-#   medium-normalise  medium model, every song in C major / A minor (from scratch)
-#   small-augment     the shipped small model continued with keys (augment)
+# the 160 MB token file does not need to). Runs the runs of PLAN side by side on the one GPU
+# (bf16 autocast), each fitted to MINUTES by `vbgm train --minutes`:
+#   PLAN=scratch (the default)
+#     medium-augment    medium model, keys by random transposition of each window (from scratch)
+#     medium-normalise  medium model, every song in C major / A minor (from scratch)
+#     small-augment     the shipped small model continued with keys (augment)
+#   PLAN=continue: the shipped model trained further, one run per window length with the same
+#   tokens per step: win512 (as it was trained), win2048, win4096 (most songs whole; a model
+#   trained on 512-token windows loses its way in longer songs, ~15 bars). Then the shipped model
+#   and the runs' on the validation songs at 512 and 4096 tokens (OUT_DIR/val_512.md,
+#   val_4096.md); the models best at either come back.
 # and, with GPU_CHECK=1, `benchmarks/gpu_check.sh` alongside (short legs; its throughput is then
 # that of a shared GPU). OUT_DIR receives runs.tar.part-* (each run's model.pt, log.csv,
 # curves.png, train.log; rejoin with `cat runs.tar.part-* | tar x`) and gpu_check.log.
@@ -40,16 +46,25 @@ fi
 
 COMMON=(--batch-size "$BATCH" --steps 100000 --minutes "$MINUTES" --eval-every 200
         --ckpt-every 1000 --warmup 300 --no-progress)
-declare -A ARGS=(
-    [medium-augment]="--config medium --keys augment --lr 1e-3"
-    [medium-normalise]="--config medium --keys normalise --lr 1e-3"
-    [small-augment]="--config small --keys augment --lr 5e-4 --init-from vbgm/src/vbgm/assets/default.pt"
-)
+SHIPPED=vbgm/src/vbgm/assets/default.pt
+declare -A ARGS
+case "${PLAN:-scratch}" in
+    scratch) ARGS=(
+        [medium-augment]="--config medium --keys augment --lr 1e-3"
+        [medium-normalise]="--config medium --keys normalise --lr 1e-3"
+        [small-augment]="--config small --keys augment --lr 5e-4 --init-from $SHIPPED") ;;
+    continue)
+        CONT="--config medium --keys augment --lr 3e-4 --warmup 100 --init-from $SHIPPED"
+        ARGS=([win512]="$CONT --seq-len 512 --batch-size $BATCH"
+              [win2048]="$CONT --seq-len 2048 --batch-size $((BATCH / 4))"
+              [win4096]="$CONT --seq-len 4096 --batch-size $((BATCH / 8))") ;;
+    *) echo "gpu_train: unknown PLAN ${PLAN}" >&2; exit 2 ;;
+esac
 PIDS=()
 for run in "${!ARGS[@]}"; do
     mkdir -p "$WORK/runs/$run"
     # shellcheck disable=SC2086
-    "$PY" -m vbgm.cli train "$WORK/ds" -o "$WORK/runs/$run" ${ARGS[$run]} "${COMMON[@]}" \
+    "$PY" -m vbgm.cli train "$WORK/ds" -o "$WORK/runs/$run" "${COMMON[@]}" ${ARGS[$run]} \
         > "$WORK/runs/$run/train.log" 2>&1 &
     PIDS+=($!)
 done
@@ -69,5 +84,25 @@ EOF
     fi
     rm -f "$dir/last.pt" "$dir/best.pt"
 done
+if [ "${PLAN:-scratch}" = continue ]; then
+    # Three models would outgrow what a device call returns.
+    for len in 512 4096; do
+        "$PY" -m vbgm.cli evaluate loss "$WORK/ds" "$SHIPPED" "$WORK"/runs/*/model.pt \
+            --seq-len "$len" --md "$OUT/val_$len.md" --csv "$WORK/val_$len.csv" >> "$OUT/eval.log" 2>&1
+    done
+    "$PY" - "$WORK" <<'EOF' >> "$OUT/eval.log" 2>&1
+import csv, sys
+from pathlib import Path
+work = Path(sys.argv[1])
+best = set()
+for name in ("val_512.csv", "val_4096.csv"):
+    rows = [r for r in csv.DictReader(open(work / name)) if "/runs/" in r["model"]]
+    best.add(min(rows, key=lambda r: float(r["mean"]))["model"])
+for model in work.glob("runs/*/model.pt"):
+    if str(model) not in best:
+        print(f"not brought back: {model}")
+        model.unlink()
+EOF
+fi
 tar -C "$WORK" -cf - runs | split -b 15M - "$OUT/runs.tar.part-"
 ls -la "$OUT"
