@@ -9,12 +9,15 @@ import av
 import numpy as np
 import pytest
 import symusic
+import torch
 from scipy.stats import spearmanr
 from vbgm.cli import main
 from vbgm.metrics import realised_bar_density
+from vbgm.midi import load_song
 from vbgm.pipeline import default_checkpoint, load_model
-from vbgm.sampling import Controls, Request, SamplingConfig, generate
+from vbgm.sampling import Controls, Held, Request, SamplingConfig, generate, row_losses
 from vbgm.song import DURATION, INSTRUMENT, ONSET
+from vbgm.tokens import ANY_INIT, encode
 from vbgm.video import analyze
 
 SHORT_CLIPS = ("carphone_pristine.mp4", "cup.mp4", "bikes.mp4")
@@ -42,6 +45,44 @@ def test_same_seed_same_tokens_and_only_chosen_instruments(model):
         assert set(np.unique(g.song.notes[:, INSTRUMENT])) <= {1, 4}
     c = generate(model, _controls(), req, SamplingConfig(control=0.5), candidates=1, seed=4)
     assert c[0].tokens.tobytes() != a[0].tokens.tobytes()
+
+
+@pytest.fixture(scope="module")
+def long_song_rows(midi_root: Path) -> torch.Tensor:
+    """(1, 1537, 9) token rows of a real song much longer than the model's 512-row window."""
+    song, _ = load_song(midi_root / "simutrans" / "01-Simutrans-Main-Theme.mid")
+    return torch.from_numpy(encode(song)[:1537].astype(np.int64))[None]
+
+
+def test_the_state_is_rebuilt_from_the_last_rows(model, long_song_rows):
+    """Once the state holds `window` rows, `Held` rebuilds it from the conditioning rows and the
+    last `keep`: the rows after that see exactly those (the parallel form over them)."""
+    init, x = torch.from_numpy(ANY_INIT.astype(np.int64))[None], long_song_rows[:, :40]
+    held, state = Held(window=32, keep=8), model.init_state(init)
+    step = model.stepper()
+    for t in range(40):
+        if held.full():
+            assert t == 32
+            state = held.rebuilt(model, init)
+        h, state = step(held.fed(x[:, t].numpy()), state)
+    with torch.no_grad():
+        want = model(init, x[:, 24:40])[:, -1]  # the 8 kept rows and the 8 after them
+    assert (h - want).abs().max() <= 1e-3
+
+
+def test_rebuilding_the_state_keeps_the_model_on_track_in_a_long_song(model, long_song_rows):
+    """The shipped model learnt from 512-row windows; over a real song's rows 1024-1536 its loss
+    run as generation runs it is several times its loss at the start, unless the state is
+    rebuilt (`SamplingConfig.window`; benchmarks/bench_context.py has the figures)."""
+    init = torch.from_numpy(ANY_INIT.astype(np.int64))[None]
+    x, y = long_song_rows[:, :-1], long_song_rows[:, 1:]
+    config = SamplingConfig()
+    unbounded = row_losses(model, init, x, y)
+    rebuilt = row_losses(model, init, x, y, config.window, config.keep)
+    assert float(rebuilt[:, :512].mean()) == pytest.approx(float(unbounded[:, :512].mean()))
+    late_unbounded, late = float(unbounded[:, 1024:].mean()), float(rebuilt[:, 1024:].mean())
+    assert late < 0.5 * late_unbounded
+    assert late < 1.5 * float(rebuilt[:, :512].mean())
 
 
 def test_full_control_places_every_visual_beat_and_follows_density(model):

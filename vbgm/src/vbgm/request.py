@@ -38,6 +38,11 @@ class SamplingConfig:
         while the key plan keeps the harmony (chords, bass roots): measured on 18 songs,
         1.3 brings pitch variety and dissonance towards real songs' with the key still found.
     key_offbeat_pitch_temperature: the same for notes between the beats (passing tones).
+    window, keep: the model learnt from windows of `window` token rows (the shipped one: 512)
+        and is lost past them (its loss 0.26 on the first 512 rows of long songs, 0.97 on the
+        next 512, 2.8 past 2048). So once its state holds `window` rows it is rebuilt from the
+        conditioning rows and the last `keep`: the loss then stays 0.24-0.26 along the whole song
+        (`benchmarks/bench_context.py`), for a rebuild (~40 ms) every window - keep rows. 0 = off.
     """
 
     temperature: tuple[float, ...] = (1.0, 1.2, 1.0, 1.8, 2.0, 1.0, 1.0)
@@ -49,10 +54,15 @@ class SamplingConfig:
     int8: bool = True  # int8 weights in the recurrent step (`CMT.step`): faster on a CPU
     key_pitch_temperature: float = 1.3
     key_offbeat_pitch_temperature: float = 2.0
+    window: int = 512
+    keep: int = 128
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.control <= 1.0:
             raise VbgmError(f"control degree C must be in [0, 1], got {self.control}")
+        if self.window and not 0 < self.keep < self.window:
+            raise VbgmError(f"keep must be in 1..window-1, got keep {self.keep}, "
+                            f"window {self.window}")
         if len(self.temperature) != len(SAMPLED) or len(self.top_p) != len(SAMPLED):
             raise VbgmError(f"temperature and top_p need {len(SAMPLED)} values each")
 

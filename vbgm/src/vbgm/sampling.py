@@ -21,16 +21,18 @@ class uses floor(100 i / n) + 1 with n the video's length, the same rule as trai
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from vbgm import corpus_stats, keys, rules, vocab
 from vbgm.controls import Controls
 from vbgm.corpus_stats import CorpusStats
 from vbgm.errors import VbgmError
-from vbgm.model import CMT, int8_available
+from vbgm.model import CMT, HEAD_COLUMNS, State, int8_available
 from vbgm.request import Request, SamplingConfig
 from vbgm.rules import SAMPLED
 from vbgm.song import (
@@ -138,14 +140,18 @@ def _generate(model: CMT, controls: Controls, request: Request, config: Sampling
         temperature[SAMPLED.index(vocab.PITCH)] = config.key_pitch_temperature
     int8 = config.int8 and int8_available()
     init = torch.from_numpy(init_tokens(request.genre, request.instruments, key_token))
-    state = model.init_state(init[None].expand(candidates, -1, -1).contiguous())
+    init = init[None].expand(candidates, -1, -1).contiguous()
+    state = model.init_state(init)
+    held = Held(config.window, config.keep)
     cap = int(config.max_tokens_per_sixteenth * controls.n_sixteenths) + 64
     bar = _progress(controls.n_sixteenths) if progress else None
     step = model.stepper(int8)
     for _ in range(cap):
         if all(s.done for s in states):
             break
-        h, state = step(torch.from_numpy(feed), state)
+        if held.full():
+            state = held.rebuilt(model, init)
+        h, state = step(held.fed(feed), state)
         if all(s.done or s.script for s in states):  # re-played rows: nothing to draw
             _advance_all(states, plans, {}, rows, feed)
             if bar is not None:
@@ -189,6 +195,51 @@ def _generate(model: CMT, controls: Controls, request: Request, config: Sampling
                              sections=list(p.sections),
                              key=None if s.key is None else keys.shift_key(s.key, shift_back)))
     return sorted(out, key=lambda g: -g.score)
+
+
+class Held:
+    """The token rows the model's recurrent state holds (`SamplingConfig.window`): once it holds
+    `window` of them, `rebuilt` gives the state of the conditioning rows and the last `keep`
+    (the model's parallel form), so the model never sees more rows than it learnt from."""
+
+    def __init__(self, window: int, keep: int) -> None:
+        self.window, self.n = window, 0
+        self.recent: deque[np.ndarray] = deque(maxlen=keep if window else 0)
+
+    def fed(self, feed: np.ndarray) -> torch.Tensor:
+        """Note the (B, 9) rows about to be fed and return them as a tensor."""
+        self.recent.append(feed.copy())
+        self.n += 1
+        return torch.from_numpy(feed)
+
+    def full(self) -> bool:
+        return self.window > 0 and self.n == self.window
+
+    def rebuilt(self, model: CMT, init: torch.Tensor) -> State:
+        self.n = len(self.recent)
+        return model.prefill(init, torch.from_numpy(np.stack(self.recent, 1)))[1]
+
+
+def row_losses(model: CMT, init: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
+               window: int = 0, keep: int = 0) -> torch.Tensor:
+    """(B, T) loss of known token rows x (targets y) as generation runs the model: the
+    recurrent step, the state rebuilt by `Held` (window 0: never). Per row the mean over the
+    predicted fields of their cross-entropies, as in training (`CMT.loss`)."""
+    state = model.init_state(init)
+    step = model.stepper()
+    held, hs = Held(window, keep), []
+    for t in range(x.shape[1]):
+        if held.full():
+            state = held.rebuilt(model, init)
+        hs.append(step(held.fed(x[:, t].numpy()), state)[0])
+    h = torch.stack(hs, 1)
+    with torch.no_grad():
+        logits = [(vocab.TYPE, model.type_logits(h))]
+        fields = model.field_logits(h, y[..., vocab.TYPE])
+        logits += [(col, lg) for col, lg in zip(HEAD_COLUMNS, fields) if lg is not None]
+        ce = [F.cross_entropy(lg.transpose(1, 2), y[..., col], reduction="none")
+              for col, lg in logits]
+    return torch.stack(ce).mean(0)
 
 
 def _advance_all(states: list[rules.State], plans: list[rules.Plan],

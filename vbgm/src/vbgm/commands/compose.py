@@ -13,6 +13,7 @@ from vbgm.commands.generate import (
     originality_index,
     parse_request,
     report_originality,
+    sampling_config,
 )
 
 
@@ -52,7 +53,6 @@ def run(args: argparse.Namespace) -> int:
         render_outputs,
     )
     from vbgm.render import write_wav
-    from vbgm.sampling import SamplingConfig
     from vbgm.transaction import Transaction, check_destinations, check_targets, room_for
 
     request = parse_request(args)
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     index = originality_index(args)
     model, stats = load_model_and_stats(args.checkpoint)
     with Transaction(targets, force=args.force, need_bytes=need) as tx:
-        music = compose(model, controls, args.tempo, request, SamplingConfig(int8=args.int8),
+        music = compose(model, controls, args.tempo, request, sampling_config(args),
                         candidates=args.candidates, seed=args.seed, progress=not args.quiet,
                         stats=stats, loop=args.loop)
         best = music.candidates[0]

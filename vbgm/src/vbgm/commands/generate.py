@@ -12,13 +12,13 @@ from vbgm.formats import OUTPUT_VIDEO_SUFFIXES
 if TYPE_CHECKING:
     from vbgm.duck import DuckConfig
     from vbgm.outputs import Outputs
-    from vbgm.request import Request
+    from vbgm.request import Request, SamplingConfig
     from vbgm.song import Song
     from vbgm.video import AnalysisAhead
 
 
 def add_sampling_args(p: argparse.ArgumentParser) -> None:
-    """Options shared by `generate`, `compose` and `demo`."""
+    """Options shared by `generate` and `compose`."""
     p.add_argument("--genre", default="unknown",
                    help="unknown, metal, country, dance, electronic, pop or rock")
     p.add_argument("--instruments", default="all",
@@ -39,6 +39,21 @@ def add_sampling_args(p: argparse.ArgumentParser) -> None:
                    help="int8 weights in the model's recurrent step (the default where torch "
                         "has a quantised CPU engine): 2.2x faster model steps on a CPU, the same "
                         "music distribution (mean KL 1e-4); --no-int8 for float32")
+    p.add_argument("--window", type=int, default=512, metavar="ROWS",
+                   help="token rows the model's state holds before it is rebuilt from the last "
+                        "quarter of them: the window the model was trained on (the shipped "
+                        "model: 512; past it, it loses its way); 0 = never rebuilt")
+
+
+def sampling_config(args: argparse.Namespace, control: float = 0.7) -> SamplingConfig:
+    """The `SamplingConfig` of the options of `add_sampling_args` (and a control degree)."""
+    from vbgm.errors import VbgmError
+    from vbgm.request import SamplingConfig
+
+    if args.window and args.window < 8:
+        raise VbgmError(f"--window must be 0 or at least 8 token rows, got {args.window}")
+    return SamplingConfig(control=control, int8=args.int8, window=args.window,
+                          keep=max(1, args.window // 4))
 
 
 def add_originality_arg(p: argparse.ArgumentParser) -> None:
@@ -182,7 +197,6 @@ def run(args: argparse.Namespace) -> int:
     from vbgm.batch import SHARED_CORE_DECODE_THREADS, first_video, start_worker_server
     from vbgm.errors import VbgmError
     from vbgm.outputs import check_outputs
-    from vbgm.request import SamplingConfig
     from vbgm.transaction import check_destinations, room_for
     from vbgm.video import AnalysisAhead, AnalysisConfig
 
@@ -193,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise VbgmError(f"--workers must be at least 1, got {args.workers}")
     options = {"request": parse_request(args),
-               "config": SamplingConfig(control=args.control, int8=args.int8),
+               "config": sampling_config(args, args.control),
                "tempo": args.tempo, "candidates": args.candidates, "seed": args.seed,
                "keep_audio": args.keep_audio, "backend": args.synth, "progress": not args.quiet,
                "force": args.force, "auto_key": args.key.strip().lower() == "auto",
