@@ -12,6 +12,7 @@ import symusic
 import torch
 from scipy.stats import spearmanr
 from vbgm.cli import main
+from vbgm.errors import VbgmError
 from vbgm.metrics import realised_bar_density
 from vbgm.midi import load_song
 from vbgm.pipeline import default_checkpoint, load_model
@@ -83,6 +84,15 @@ def test_rebuilding_the_state_keeps_the_model_on_track_in_a_long_song(model, lon
     late_unbounded, late = float(unbounded[:, 1024:].mean()), float(rebuilt[:, 1024:].mean())
     assert late < 0.5 * late_unbounded
     assert late < 1.5 * float(rebuilt[:, :512].mean())
+
+
+def test_a_window_must_hold_more_rows_than_it_keeps():
+    for window, keep in ((-1, 128), (64, 64), (64, 0)):
+        with pytest.raises(VbgmError):
+            SamplingConfig(window=window, keep=keep)
+        with pytest.raises(VbgmError):
+            Held(window, keep)
+    assert not Held(0, 0).full()  # off: never rebuilt
 
 
 def test_full_control_places_every_visual_beat_and_follows_density(model):
@@ -172,6 +182,7 @@ def test_generate_end_to_end_on_a_real_clip(video_root, tmp_path):
     (["--instruments", "drums,kazoo"], "unknown instrument"),
     (["--control", "1.5"], "control degree"),
     (["--checkpoint", "missing.pt"], "no such checkpoint"),
+    (["--window", "4"], "--window must be 0 or at least 8"),
 ])
 def test_bad_requests_write_nothing(video_root, tmp_path, capsys, extra, message):
     out = tmp_path / "o.mp4"

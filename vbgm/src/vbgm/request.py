@@ -60,6 +60,8 @@ class SamplingConfig:
     def __post_init__(self) -> None:
         if not 0.0 <= self.control <= 1.0:
             raise VbgmError(f"control degree C must be in [0, 1], got {self.control}")
+        if self.window < 0:
+            raise VbgmError(f"window must be 0 (off) or a number of rows, got {self.window}")
         if self.window and not 0 < self.keep < self.window:
             raise VbgmError(f"keep must be in 1..window-1, got keep {self.keep}, "
                             f"window {self.window}")

@@ -203,17 +203,21 @@ class Held:
     (the model's parallel form), so the model never sees more rows than it learnt from."""
 
     def __init__(self, window: int, keep: int) -> None:
+        if window < 0 or (window and not 0 < keep < window):
+            raise VbgmError(f"the model's window must be 0 (off) or more rows than it keeps, "
+                            f"got window {window}, keep {keep}")
         self.window, self.n = window, 0
         self.recent: deque[np.ndarray] = deque(maxlen=keep if window else 0)
 
     def fed(self, feed: np.ndarray) -> torch.Tensor:
         """Note the (B, 9) rows about to be fed and return them as a tensor."""
-        self.recent.append(feed.copy())
-        self.n += 1
+        if self.window:
+            self.recent.append(feed.copy())
+            self.n += 1
         return torch.from_numpy(feed)
 
     def full(self) -> bool:
-        return self.window > 0 and self.n == self.window
+        return self.window > 0 and self.n >= self.window
 
     def rebuilt(self, model: CMT, init: torch.Tensor) -> State:
         self.n = len(self.recent)
@@ -223,8 +227,9 @@ class Held:
 def row_losses(model: CMT, init: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
                window: int = 0, keep: int = 0) -> torch.Tensor:
     """(B, T) loss of known token rows x (targets y) as generation runs the model: the
-    recurrent step, the state rebuilt by `Held` (window 0: never). Per row the mean over the
-    predicted fields of their cross-entropies, as in training (`CMT.loss`)."""
+    recurrent step (float32), the state rebuilt by `Held` (window 0: never). Per row the mean
+    over the predicted fields of their cross-entropies, as in training (`CMT.loss`)."""
+    model.eval()
     state = model.init_state(init)
     step = model.stepper()
     held, hs = Held(window, keep), []
