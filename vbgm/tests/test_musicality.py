@@ -166,6 +166,13 @@ def test_groove_consistency() -> None:
     rows += [(32 + o, 1, 60, PIANO, 90) for o in four]
     assert M.groove_consistency(make_song(rows, 48)) == pytest.approx(1 - 2 / 16)
     assert math.isnan(M.groove_consistency(make_song([(0, 1, 36, DRUMS, 90)], 16)))
+    # A last bar cut short (8 of 16 sixteenths) that repeats the first half of the bar before
+    # is no change of groove; one onset off within its 8 sixteenths is 1/8 of them.
+    cut = make_song([(o, 1, 36, DRUMS, 90) for o in four] + [(16, 1, 36, DRUMS, 90),
+                                                            (20, 1, 36, DRUMS, 90)], 24)
+    assert M.groove_consistency(cut) == 1.0
+    off = make_song([(o, 1, 36, DRUMS, 90) for o in four] + [(16, 1, 36, DRUMS, 90)], 24)
+    assert M.groove_consistency(off) == pytest.approx(1 - 1 / 8)
 
 
 # --------------------------------------------------------------------------------------------

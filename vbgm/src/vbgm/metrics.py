@@ -786,12 +786,19 @@ def groove_consistency(song: Song) -> float:
     """MusPy's groove consistency: 1 − mean over consecutive bars of the Hamming distance of
     their onset vectors / 16 (all instruments, empty bars included). NaN with < 2 bars.
 
+    A last bar cut short by the song's end is compared on the sixteenths it has: the end of a
+    song (or of an excerpt) is not a change of groove. (On a 23-sixteenth clip, a full first bar
+    against the 7 of the second counted 9 empty sixteenths as differences.)
     Unlike `grooving_similarity` (all pairs of non-empty bars), it follows the song bar to bar.
     """
     vecs = grooving_vectors(song)
     if len(vecs) < 2:
         return math.nan
-    return float(1.0 - np.mean(vecs[1:] != vecs[:-1]))
+    counted = np.ones((len(vecs) - 1, SIXTEENTHS_PER_BAR), dtype=bool)
+    last = song.n_sixteenths - (len(vecs) - 1) * SIXTEENTHS_PER_BAR  # sixteenths of the last bar
+    if 0 < last < SIXTEENTHS_PER_BAR:
+        counted[-1, last:] = False
+    return float(1.0 - np.mean((vecs[1:] != vecs[:-1])[counted]))
 
 
 def _bass_pitches(song: Song) -> np.ndarray:
