@@ -83,6 +83,11 @@ def main() -> None:
             print(f"{path} ({len(songs)} validation songs of > {args.rows} rows), window "
                   f"{window or 'none'}: " + "  ".join(
                       f"{lo}-{hi} {v:.4f}" for (lo, hi), v in zip(out["buckets"], per)))
+    out["figures"] = [{"metric": f"model loss at rows {lo}-{hi}, " + (
+                           f"state rebuilt at {r['window']}" if r["window"] else "unbounded state"),
+                       "value": v, "unit": "nats",
+                       "note": f"{Path(r['model']).name}, {out['songs']} validation songs"}
+                      for r in out["runs"] for (lo, hi), v in zip(out["buckets"], r["loss"])]
     out["seconds"] = round(time.perf_counter() - t0, 1)
     write_text_atomic(RESULTS, json.dumps(out, indent=1) + "\n")
     print(f"wrote {RESULTS}")

@@ -5,8 +5,9 @@ For each model (default: the shipped one), 10 requested keys (five major, five m
 heard, and the shortest real clips are under two bars) × 8 seeds are generated at the default
 control degree, and each song's key is found by the same Krumhansl-Kessler finder that labels the
 training songs (duration-weighted pitch classes of the non-drum notes). Printed per model:
-the share found in exactly the requested key, the share found in it or its relative key (same
-notes, other tonic), and the share of pitched notes inside the requested scale; twice: with
+the share found in exactly the requested key (also by clip and by mode), the share found in it
+or its relative key (same notes, other tonic), the share of pitched notes inside the requested
+scale, and the misses by kind (the relative key, the parallel one, a fifth away, other); twice: with
 the sampler's default pulls towards the requested key (its profile and its phrase chords), and
 with both off (`Rules(key_pull=0, key_chord_pull=0)`), where only the model keeps the key.
 
@@ -68,8 +69,24 @@ def in_scale_share(song, key: int) -> float:
     return float(harmony.scale_mask(key)[notes[:, PITCH] % 12].mean())
 
 
-def measure(model, analyses: list, config: SamplingConfig, seeds: int = 1) -> dict[str, float]:
-    exact, close, scale, classes = [], [], [], []
+def miss_kind(key: int, found: int) -> str:
+    """How a found key differs from the requested one: relative (same notes), parallel (same
+    tonic, other mode), fifth (same mode, a fifth up or down) or other."""
+    if found == relative(key):
+        return "relative"
+    same_mode = (found < 12) == (key < 12)
+    if not same_mode and found % 12 == key % 12:
+        return "parallel"
+    if same_mode and (found - key) % 12 in (5, 7):
+        return "fifth"
+    return "other"
+
+
+def measure(model, analyses: list, config: SamplingConfig, seeds: int = 1) -> dict:
+    """The key control over every requested key × clip × seed: shares found in the key (and
+    by clip and by mode), in it or its relative, notes in its scale, and the misses by kind."""
+    exact, close, scale, classes, clip_of, minor = [], [], [], [], [], []
+    misses = {"relative": 0, "parallel": 0, "fifth": 0, "other": 0}
     for name in KEYS:
         key = harmony.parse_key(name)
         for i, a in enumerate(analyses):
@@ -78,13 +95,32 @@ def measure(model, analyses: list, config: SamplingConfig, seeds: int = 1) -> di
                                 seed=seed)
                 found = song_key(g.song)[0]
                 exact.append(found == key)
+                if found != key:
+                    misses[miss_kind(key, found)] += 1
+                clip_of.append(i)
+                minor.append(key >= 12)
                 close.append(found in (key, relative(key)))
                 scale.append(in_scale_share(g.song, key))
                 hist = pitch_class_durations(g.song)
                 classes.append(int((hist >= 0.05 * max(hist.sum(), 1e-9)).sum()))
-    return {"exact": float(np.mean(exact)), "exact_or_relative": float(np.mean(close)),
+    exact_a, clip_a, minor_a = np.array(exact), np.array(clip_of), np.array(minor)
+    return {"exact": float(exact_a.mean()), "exact_or_relative": float(np.mean(close)),
             "in_scale": float(np.nanmean(scale)), "pitch_classes": float(np.mean(classes)),
-            "songs": len(exact)}
+            "songs": len(exact),
+            "exact_by_clip": [float(exact_a[clip_a == i].mean()) for i in range(len(analyses))],
+            "exact_major": float(exact_a[~minor_a].mean()),
+            "exact_minor": float(exact_a[minor_a].mean()), "misses": misses}
+
+
+def figures(runs: dict[str, dict]) -> list[dict[str, object]]:
+    """The results convention's figures (`run_all.py`) of the runs ("MODEL (keys), LABEL" ->
+    `measure`'s result)."""
+    return [{"metric": f"key control, {label.split('), ')[-1]}: {what}", "value": r[field],
+             "unit": "share", "note": f"{Path(label.split(' (')[0]).name}, {r['songs']} songs"}
+            for label, r in runs.items()
+            for field, what in (("exact", "found in the requested key"),
+                                ("exact_or_relative", "in it or its relative"),
+                                ("in_scale", "notes in its scale"))]
 
 
 def main() -> None:
@@ -120,8 +156,13 @@ def main() -> None:
                   f"{r['in_scale']:.1%}, pitch classes (≥ 5 % of the sound) "
                   f"{r['pitch_classes']:.1f} ({r['songs']} songs) "
                   f"[{time.perf_counter() - t0:.0f} s]", flush=True)
-    write_text_atomic(RESULTS, json.dumps({"name": "keys", "clips": [p.name for p in clips],
-                                           "keys": KEYS, "runs": out}, indent=1) + "\n")
+            print("    in key by clip " + ", ".join(
+                      f"{p.name} {v:.0%}" for p, v in zip(clips, r["exact_by_clip"]))
+                  + f"; major {r['exact_major']:.0%}, minor {r['exact_minor']:.0%}; misses "
+                  + ", ".join(f"{k} {v}" for k, v in r["misses"].items()), flush=True)
+    write_text_atomic(RESULTS, json.dumps({"name": "keys", "figures": figures(out),
+                                           "clips": [p.name for p in clips], "keys": KEYS,
+                                           "runs": out}, indent=1) + "\n")
     print(f"wrote {RESULTS}")
 
 

@@ -61,6 +61,23 @@ def excerpt(song: Song, bars: int) -> Song:
     return Song(song.notes[keep], min(song.n_sixteenths, bars * 16), song.genre)
 
 
+def figures(results: dict) -> list[dict[str, object]]:
+    """The results convention's figures (`run_all.py`): per song set its longest copied passage
+    and the share flagged, and the time of one check."""
+    out = []
+    for name in ("generated", "held_out_excerpts", "held_out_whole"):
+        r = results[name]
+        note = (f"{r['n']} songs of {results['bars']} bars vs {results['training_songs']} "
+                "training songs")
+        out += [{"metric": f"originality {name}: longest copied passage, max",
+                 "value": r["max_bars"], "unit": "bars", "note": note},
+                {"metric": f"originality {name}: flagged", "value": r["flagged"], "unit": "share",
+                 "note": f"flagged at {results['flag_bars']} bars"}]
+    out.append({"metric": "originality: one check", "value": results["generated"]["check_ms_mean"],
+                "unit": "ms", "note": "per generated song, after the index is built"})
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", type=Path, default=ROOT / "data" / "midi-ds")
@@ -107,6 +124,7 @@ def main() -> None:
               f"{r['max_bars']}; flagged {r['flagged']:.0%}; top song shares "
               f"{r['top_shared_median']:.1%} of phrases (median); {r['check_ms_mean']:.1f} ms "
               f"per check; {r['histogram']}")
+    results["figures"] = figures(results)
     write_text_atomic(RESULTS, json.dumps(results, indent=1) + "\n")
     print(f"wrote {RESULTS}")
 
