@@ -113,11 +113,11 @@ def measure(model, analyses: list, config: SamplingConfig, seeds: int = 1) -> di
 
 
 def figures(runs: dict[str, dict]) -> list[dict[str, object]]:
-    """The results convention's figures (`run_all.py`) of the runs ("MODEL (keys), LABEL" ->
-    `measure`'s result)."""
-    return [{"metric": f"key control, {label.split('), ')[-1]}: {what}", "value": r[field],
-             "unit": "share", "note": f"{Path(label.split(' (')[0]).name}, {r['songs']} songs"}
-            for label, r in runs.items()
+    """The results convention's figures (`run_all.py`) of the runs (`measure`'s results, each
+    with its "model" and "run")."""
+    return [{"metric": f"key control, {r['run']}: {what}", "value": r[field], "unit": "share",
+             "note": f"{Path(r['model']).name}, {r['songs']} songs"}
+            for r in runs.values()
             for field, what in (("exact", "found in the requested key"),
                                 ("exact_or_relative", "in it or its relative"),
                                 ("in_scale", "notes in its scale"))]
@@ -150,7 +150,8 @@ def main() -> None:
             runs = {f"key pull {k:g}": Rules(key_pull=k) for k in args.key_pull}
         for label, rules in runs.items():
             r = measure(model, analyses, replace(SamplingConfig(), rules=rules), args.seeds)
-            out[f"{path} ({model.config.keys}), {label}"] = r
+            out[f"{path} ({model.config.keys}), {label}"] = r = {**r, "model": str(path),
+                                                                  "run": label}
             print(f"{path} (keys={model.config.keys}) {label:12}: in key {r['exact']:.0%}, "
                   f"in key or relative {r['exact_or_relative']:.0%}, notes in scale "
                   f"{r['in_scale']:.1%}, pitch classes (≥ 5 % of the sound) "

@@ -278,21 +278,28 @@ class CMT(nn.Module):
         mask (B, T) is True on real (non-padding) target rows. The field heads see the target
         type (teacher forcing of the two-stage output). Ablated fields are left out.
         """
-        h = self(init, x)
-        m = mask.reshape(-1).float()
+        m = mask.float()
         n = m.sum().clamp(min=1.0)
+        per_field = {name: (ce * m).sum() / n
+                     for name, ce in self.row_cross_entropies(self(init, x), y).items()}
+        total = torch.stack(list(per_field.values())).mean()
+        return total, per_field
+
+    def row_cross_entropies(self, h: Tensor, y: Tensor) -> dict[str, Tensor]:
+        """Field name -> (B, T) cross-entropy of targets y (B, T, 9) given hidden states h
+        (B, T, d), per row, for every predicted field (ablated ones left out); the field heads
+        see the target type."""
         logits: dict[int, Tensor] = {vocab.TYPE: self.type_logits(h)}
         for col, lg in zip(HEAD_COLUMNS, self.field_logits(h, y[..., vocab.TYPE])):
             if lg is not None:
                 logits[col] = lg
-        per_field = {}
+        out = {}
         for col in sorted(logits):
             lg = logits[col].float()
-            ce = F.cross_entropy(lg.reshape(-1, lg.shape[-1]), y[..., col].reshape(-1),
-                                 reduction="none")
-            per_field[vocab.FIELD_NAMES[col]] = (ce * m).sum() / n
-        total = torch.stack(list(per_field.values())).mean()
-        return total, per_field
+            out[vocab.FIELD_NAMES[col]] = F.cross_entropy(
+                lg.reshape(-1, lg.shape[-1]), y[..., col].reshape(-1), reduction="none"
+            ).view(y.shape[:-1])
+        return out
 
     # ---- recurrent form ----
     @torch.no_grad()

@@ -16,6 +16,15 @@ from vbgm.rules import SAMPLED, Rules
 from vbgm.song import DRUMS, GENRE_IDS, GUITAR, INSTRUMENT_IDS, PIANO
 
 
+def check_window(window: int, keep: int) -> None:
+    """The model's window (`SamplingConfig.window`) is 0 (off) or holds more rows than the
+    `keep` a rebuilt state starts from."""
+    if window < 0:
+        raise VbgmError(f"window must be 0 (off) or a number of rows, got {window}")
+    if window and not 0 < keep < window:
+        raise VbgmError(f"keep must be in 1..window-1, got keep {keep}, window {window}")
+
+
 @dataclass(frozen=True)
 class SamplingConfig:
     """How tokens are drawn. Temperatures and top-p per field in `SAMPLED` order (type, barbeat,
@@ -60,11 +69,7 @@ class SamplingConfig:
     def __post_init__(self) -> None:
         if not 0.0 <= self.control <= 1.0:
             raise VbgmError(f"control degree C must be in [0, 1], got {self.control}")
-        if self.window < 0:
-            raise VbgmError(f"window must be 0 (off) or a number of rows, got {self.window}")
-        if self.window and not 0 < self.keep < self.window:
-            raise VbgmError(f"keep must be in 1..window-1, got keep {self.keep}, "
-                            f"window {self.window}")
+        check_window(self.window, self.keep)
         if len(self.temperature) != len(SAMPLED) or len(self.top_p) != len(SAMPLED):
             raise VbgmError(f"temperature and top_p need {len(SAMPLED)} values each")
 

@@ -26,14 +26,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from vbgm import corpus_stats, keys, rules, vocab
 from vbgm.controls import Controls
 from vbgm.corpus_stats import CorpusStats
 from vbgm.errors import VbgmError
-from vbgm.model import CMT, HEAD_COLUMNS, State, int8_available
-from vbgm.request import Request, SamplingConfig
+from vbgm.model import CMT, State, int8_available
+from vbgm.request import Request, SamplingConfig, check_window
 from vbgm.rules import SAMPLED
 from vbgm.song import (
     DURATION,
@@ -203,9 +202,7 @@ class Held:
     (the model's parallel form), so the model never sees more rows than it learnt from."""
 
     def __init__(self, window: int, keep: int) -> None:
-        if window < 0 or (window and not 0 < keep < window):
-            raise VbgmError(f"the model's window must be 0 (off) or more rows than it keeps, "
-                            f"got window {window}, keep {keep}")
+        check_window(window, keep)
         self.window, self.n = window, 0
         self.recent: deque[np.ndarray] = deque(maxlen=keep if window else 0)
 
@@ -237,14 +234,9 @@ def row_losses(model: CMT, init: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
         if held.full():
             state = held.rebuilt(model, init)
         hs.append(step(held.fed(x[:, t].numpy()), state)[0])
-    h = torch.stack(hs, 1)
     with torch.no_grad():
-        logits = [(vocab.TYPE, model.type_logits(h))]
-        fields = model.field_logits(h, y[..., vocab.TYPE])
-        logits += [(col, lg) for col, lg in zip(HEAD_COLUMNS, fields) if lg is not None]
-        ce = [F.cross_entropy(lg.transpose(1, 2), y[..., col], reduction="none")
-              for col, lg in logits]
-    return torch.stack(ce).mean(0)
+        ce = model.row_cross_entropies(torch.stack(hs, 1), y)
+    return torch.stack(list(ce.values())).mean(0)
 
 
 def _advance_all(states: list[rules.State], plans: list[rules.Plan],

@@ -8,12 +8,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vbgm.formats import OUTPUT_VIDEO_SUFFIXES
-from vbgm.request import SamplingConfig
 
 if TYPE_CHECKING:
     from vbgm.duck import DuckConfig
     from vbgm.outputs import Outputs
-    from vbgm.request import Request
+    from vbgm.request import Request, SamplingConfig
     from vbgm.song import Song
     from vbgm.video import AnalysisAhead
 
@@ -40,21 +39,28 @@ def add_sampling_args(p: argparse.ArgumentParser) -> None:
                    help="int8 weights in the model's recurrent step (the default where torch "
                         "has a quantised CPU engine): 2.2x faster model steps on a CPU, the same "
                         "music distribution (mean KL 1e-4); --no-int8 for float32")
-    p.add_argument("--window", type=int, default=SamplingConfig.window, metavar="ROWS",
+    p.add_argument("--window", type=int, metavar="ROWS",
                    help="token rows the model's state holds before it is rebuilt from the last "
-                        "quarter of them: the window the model was trained on (the shipped "
-                        "model: 512; past it, it loses its way); 0 = never rebuilt")
+                        "quarter of them: the window the model was trained on (default: the "
+                        "shipped model's, 512; past it, it loses its way); 0 = never rebuilt")
 
 
-def sampling_config(args: argparse.Namespace, control: float = SamplingConfig.control
-                    ) -> SamplingConfig:
-    """The `SamplingConfig` of the options of `add_sampling_args` (and a control degree)."""
+def sampling_config(args: argparse.Namespace, control: float | None = None) -> SamplingConfig:
+    """The `SamplingConfig` of the options of `add_sampling_args` (and a control degree; None =
+    the default)."""
+    from dataclasses import replace
+
     from vbgm.errors import VbgmError
+    from vbgm.request import SamplingConfig
 
-    if args.window < 0 or 0 < args.window < 8:
-        raise VbgmError(f"--window must be 0 or at least 8 token rows, got {args.window}")
-    return SamplingConfig(control=control, int8=args.int8, window=args.window,
-                          keep=max(1, args.window // 4))
+    config = SamplingConfig(int8=args.int8)
+    if control is not None:
+        config = replace(config, control=control)
+    if args.window is not None:
+        if args.window < 0 or 0 < args.window < 8:
+            raise VbgmError(f"--window must be 0 or at least 8 token rows, got {args.window}")
+        config = replace(config, window=args.window, keep=max(1, args.window // 4))
+    return config
 
 
 def add_originality_arg(p: argparse.ArgumentParser) -> None:
