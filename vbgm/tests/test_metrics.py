@@ -250,11 +250,16 @@ def test_density_fidelity_is_rank_agreement() -> None:
     # Bar b gets request[b] + 1 distinct onset positions (any instrument, chords count once).
     rows = [(16 * b + p, 1, 60 + k, 2 + k, 80) for b, r in enumerate(request)
             for p in range(r + 1) for k in (0, 1)]
-    song = make_song(rows)
+    song = make_song(rows, n_sixteenths=6 * 16)
     assert list(M.realised_bar_density(song, 6)) == list(request + 1)
     assert M.density_fidelity(song, request) == pytest.approx(1.0)
     assert M.density_fidelity(song, -request) == pytest.approx(-1.0)
     assert math.isnan(M.density_fidelity(song, np.full(6, 4)))
+    # A last bar cut short by the song's end (8 of 16 sixteenths) asks for its share: 12
+    # onsets a bar there are 6, fewer than bar 0's 8 but more than bar 1's 4.
+    onsets = [*range(8), *range(16, 20), *range(32, 38)]
+    short = make_song([(o, 1, 60, 1, 80) for o in onsets], n_sixteenths=40)
+    assert M.density_fidelity(short, np.array([9, 5, 13])) == pytest.approx(1.0)
 
 
 def test_average_ranks_give_scipys_spearman_with_ties() -> None:

@@ -17,7 +17,7 @@ from vbgm.rules import DRUMS, Rules, State
 from vbgm.sampling import Controls, Request, SamplingConfig, generate
 from vbgm.song import INSTRUMENT, ONSET, PITCH, SIXTEENTHS_PER_BAR
 
-from vbgm import corpus_stats, harmony, rules, vocab
+from vbgm import corpus_stats, harmony, rules, structure, vocab
 
 BASS, PIANO = 4, 2
 STATS = corpus_stats.shipped()
@@ -287,6 +287,19 @@ def test_calm_video_gives_calm_music_not_silence(model) -> None:
     assert empty_beat_rate(g.song) == 0.0
     onsets_per_bar = np.bincount(np.unique(g.song.notes[:, ONSET]) // 16, minlength=12)
     assert onsets_per_bar.max() <= 5
+
+
+def test_a_bar_cut_short_by_the_end_plays_its_share_of_the_density(model) -> None:
+    """The last bar of a 23-sixteenth song (7 sixteenths) asked for 12 onsets a bar plays about
+    12 * 7/16 of them, not all 7 of its sixteenths, for every seed and with or without the
+    groove (whose bar keeps its rhythm only up to the song's end)."""
+    n = 16 + 7
+    ctl = Controls(n_sixteenths=n, bar_density=np.array([13, 13]))
+    for seed in range(3):
+        (g,) = generate(model, ctl, Request(), SamplingConfig(control=1.0), seed=seed)
+        onsets = np.unique(g.song.notes[:, ONSET])
+        assert len(onsets[onsets >= 16]) == structure.bar_share(12, 6) == 5
+        assert len(onsets[onsets < 16]) == 12
 
 
 def test_replayed_and_groove_bars_repeat_what_the_model_played(model) -> None:

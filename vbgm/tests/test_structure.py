@@ -7,6 +7,7 @@ from vbgm.structure import (
     PHRASE_BARS,
     SLOT_WEIGHT,
     Group,
+    bar_share,
     fit_slots,
     match_density,
     phrase_degrees,
@@ -187,6 +188,12 @@ def test_fit_slots_respects_last_slot():
     assert max(out) <= 7 and 3 in out and 10 not in out
     assert _quarters_covered(out, 7)
     assert fit_slots([0, 12], want=3, required=[], last_slot=0) == [0]
+
+
+def test_bar_share_scales_a_short_bar_and_keeps_a_whole_one():
+    assert bar_share(12, 15) == 12 and bar_share(12, 20) == 12  # a whole bar
+    assert bar_share(12, 7) == 6 and bar_share(12, 2) == 2  # 12 * 8/16, 12 * 3/16 = 2.25
+    assert bar_share(0, 7) == 0
 
 
 # ------------------------------------------------------------------------------ replay_groups

@@ -34,6 +34,7 @@ from vbgm.song import (
     VELOCITY,
     Song,
 )
+from vbgm.structure import bar_share
 
 # ---------------------------------------------------------------------------------------------
 # Pitch entropy
@@ -460,13 +461,17 @@ def realised_bar_density(song: Song, n_bars: int) -> np.ndarray:
 def density_fidelity(song: Song, bar_density: np.ndarray) -> float:
     """Spearman rank correlation between requested bar densities and realised ones (−1..1).
 
-    bar_density: one control per bar from bar 0 (class or class+1: ranks ignore the offset);
-    realised = distinct onset positions in that bar (`realised_bar_density`). 1 when the music's
+    bar_density: one density class (1 + onsets in a whole bar) per bar from bar 0; a last bar
+    cut short by the song's end asks for its share (`structure.bar_share`), as the sampler plays
+    it. realised = distinct onset positions in that bar (`realised_bar_density`). 1 when the music's
     busiest bars are the ones asked to be busiest. NaN when either side is constant (no ranking
     to agree with) or there are fewer than two bars.
     """
     req = np.asarray(bar_density, dtype=np.float64).ravel()
     got = realised_bar_density(song, len(req)).astype(np.float64)
+    last = song.n_sixteenths - (len(req) - 1) * SIXTEENTHS_PER_BAR
+    if 0 < last < SIXTEENTHS_PER_BAR and req[-1] >= 1:  # a bar cut short by the song's end
+        req[-1] = 1 + bar_share(int(req[-1]) - 1, last - 1)
     if len(req) < 2 or np.ptp(req) == 0 or np.ptp(got) == 0:
         return math.nan
     return float(np.corrcoef(average_ranks(req), average_ranks(got))[0, 1])

@@ -34,6 +34,7 @@ from vbgm.song import BASS, DRUMS, SIXTEENTHS_PER_BAR
 from vbgm.structure import (
     FILL_FROM,
     Group,
+    bar_share,
     fit_slots,
     is_fill,
     match_density,
@@ -730,7 +731,8 @@ def _accept_bar(state: State, plan: Plan, density: int) -> np.ndarray:
     if plan.free_plan:
         state.slots_left = room
     else:  # the plan as it fits: its visual beats all get a slot, the last bar sounds
-        state.slots_left = max(min(density - 1, room), len(pending_beat_slots(state, plan)),
+        state.slots_left = max(min(bar_share(density - 1, room - 1), room),
+                               len(pending_beat_slots(state, plan)),
                                int(state.bar == plan.last_bar))
         density = state.slots_left + 1
     groove = int(plan.groove[state.bar])
@@ -797,7 +799,7 @@ def _groove_bar(state: State, plan: Plan, groove: int) -> tuple[list[Group], lis
     last = plan.last_slot(state.bar)
     source = state.bars[groove]
     rhythm = sorted({g.slot for g in source})
-    want = state.slots_left if plan.density[state.bar] > 0 else len(rhythm)
+    want = state.slots_left if plan.density[state.bar] > 0 else sum(s <= last for s in rhythm)
     slots = fit_slots(rhythm, want, [s for s, _ in beats], last)
     drums = [g for g in source if g.instrument == DRUMS]
     drum_slots = {g.slot for g in drums} | {s for s, _ in beats}
@@ -877,9 +879,10 @@ def _replay_rows(state: State, plan: Plan, source: int) -> list[np.ndarray]:
     # The source's own rhythm when it was asked for the same density (as much as the control
     # wants), else fitted to this bar's.
     same = plan.requested[state.bar] == plan.requested[source]
-    want = (int(plan.density[state.bar]) - 1 if plan.density[state.bar] > 0 and not same
-            else len(used))
-    slots = fit_slots(used, want, required, plan.last_slot(state.bar))
+    last = plan.last_slot(state.bar)
+    want = (bar_share(int(plan.density[state.bar]) - 1, last)
+            if plan.density[state.bar] > 0 and not same else sum(s <= last for s in used))
+    slots = fit_slots(used, want, required, last)
     out = replay_groups(groups, slots, plan.last_slot(state.bar))
     if DRUMS in plan.rhythm and plan.rules.drum_accents:
         out = _accents(out, beats_here, plan)
