@@ -63,6 +63,9 @@ def test_register_keeps_each_instrument_in_its_measured_range() -> None:
         high = min(STATS.high[k], rules.BASS_BELOW - 1) if k == BASS else STATS.high[k]
         assert allowed.min() == STATS.low[k] and allowed.max() == high
     assert STATS.high[BASS] <= 64, "the corpus's bass lives below middle C (almost)"
+    # A corpus whose bass register reaches above middle C: the bass still stays below it.
+    high_bass = replace(STATS, high=STATS.high[:BASS] + (64,) + STATS.high[BASS + 1:])
+    plan = replace(plan, stats=high_bass)
     bass = np.flatnonzero(rules.register(State(instr=BASS), plan)) - 1
     assert bass.max() == rules.BASS_BELOW - 1 == 59, "the bass stays below middle C"
     kit = np.flatnonzero(rules.register(State(instr=DRUMS), plan)) - 1

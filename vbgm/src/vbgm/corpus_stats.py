@@ -19,6 +19,13 @@ from vbgm.song import DRUMS, GM_PERCUSSION, INSTRUMENT, INSTRUMENTS, ONSET, PITC
 
 # A drum key counts as part of the corpus kit when at least this share of drum notes use it.
 KIT_MIN_SHARE = 0.001
+# An instrument's register: these percentiles of its pitches in the corpus (bass 24-53, piano
+# 41-83). With the 1st-99th (bass 23-63, piano 38-87) the songs of the clips spanned 50 semitones
+# at C = 0.7 (real excerpts of their length 38-50; now 46) and 8.6 pitch classes at C = 1 (real
+# 6.9-8.2; now 7.7), `benchmarks/bench_music.py`. Narrower registers cost pitch variety in
+# Table 1 (`vbgm evaluate table1`, pitch entropy vs the data's at C = 0 / 0.7): 1st-99th -9 / -15 %,
+# these -13 / -15 %, the 5th-95th -12 / -19 %.
+REGISTER_PERCENTILES = (3, 97)
 FILE_NAME = "stats.json"  # beside a prepared dataset
 SHIPPED_NAME = "corpus_stats.json"  # in the package's assets, beside the default model
 
@@ -27,7 +34,8 @@ SHIPPED_NAME = "corpus_stats.json"  # in the package's assets, beside the defaul
 class CorpusStats:
     """Per-instrument figures, indexed by instrument id 1..5 (index 0 unused).
 
-    low, high: the 1st and 99th percentile of pitch (pitched instruments; drums: the GM range).
+    low, high: the register, `REGISTER_PERCENTILES` of pitch (pitched instruments; drums: the
+        GM range).
     chord_p90, chord_p99: percentiles of the number of notes an instrument starts together.
     kit: drum keys the corpus uses (GM percussion keys only), by frequency.
     songs: how many songs were measured.
@@ -71,7 +79,7 @@ def _group_sizes(notes: np.ndarray) -> np.ndarray:
 
 
 def measure(songs: list[Song], source: str = "") -> CorpusStats:
-    """Measure registers (1st–99th pitch percentile), chord-size percentiles and the drum kit
+    """Measure registers (`REGISTER_PERCENTILES` of pitch), chord-size percentiles and the drum kit
     over songs; an instrument no song has keeps the built-in fallback."""
     fallback = CorpusStats()
     pitches: dict[int, list[np.ndarray]] = {k: [] for k in range(1, len(INSTRUMENTS) + 1)}
@@ -98,7 +106,7 @@ def measure(songs: list[Song], source: str = "") -> CorpusStats:
             kit = tuple(int(x) for x in keys[used][np.argsort(-counts[used], kind="stable")])
             low[k], high[k] = GM_PERCUSSION
         else:
-            low[k], high[k] = (int(np.percentile(p, q)) for q in (1, 99))
+            low[k], high[k] = (int(np.percentile(p, q)) for q in REGISTER_PERCENTILES)
     return CorpusStats(low=tuple(low), high=tuple(high), chord_p90=tuple(p90),
                        chord_p99=tuple(p99), kit=kit, songs=len(songs), source=source)
 

@@ -883,7 +883,7 @@ def _replay_rows(state: State, plan: Plan, source: int) -> list[np.ndarray]:
     want = (bar_share(int(plan.density[state.bar]) - 1, last)
             if plan.density[state.bar] > 0 and not same else sum(s <= last for s in used))
     slots = fit_slots(used, want, required, last)
-    out = replay_groups(groups, slots, plan.last_slot(state.bar))
+    out = replay_groups(groups, slots, last)
     if DRUMS in plan.rhythm and plan.rules.drum_accents:
         out = _accents(out, beats_here, plan)
     else:  # each visual beat gets a rhythm instrument's chord from the bar, if it has one
