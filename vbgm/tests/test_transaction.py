@@ -501,6 +501,18 @@ def test_a_stop_while_a_file_is_made_and_recorded_waits_for_both(tmp_path: Path,
                                                                  stop: type) -> None:
     """Seen for real: Ctrl-C between the creation and the removal of the destination probe left
     it behind. In a held block the stop is remembered and raised once the block ends."""
+    if sig == signal.SIGINT:  # as in a terminal: tests started in the background (nohup ... &)
+        # inherit SIGINT ignored, and `stops_raise` leaves an ignored Ctrl-C ignored
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            _stop_while_held(tmp_path, sig, stop)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+    else:
+        _stop_while_held(tmp_path, sig, stop)
+
+
+def _stop_while_held(tmp_path: Path, sig: int, stop: type) -> None:
     made: list[Path] = []
     with stops_raise():
         with pytest.raises(stop):
