@@ -3,7 +3,8 @@
 Panels share one time axis (seconds, with bar boundaries shaded alternately):
 1. motion: per-frame flow speed and each bar's mean, on a log scale, over the density thresholds;
 2. density class per bar (what the music's note density will follow) and, with the music, the
-   density it realised (onset slots + 1);
+   density it realised (onset slots + 1); a last bar cut short by the end, the share of its
+   class it plays (dotted);
 3. the impact envelope with the visual beats (coloured by strength class; hollow when the music
    has no onset on it) and cuts;
 4. optionally, the generated notes as a piano roll on the same time axis;
@@ -19,6 +20,8 @@ import numpy as np
 
 from vbgm.atomic import atomic_path
 from vbgm.controls import DENSITY_THRESHOLDS
+from vbgm.song import SIXTEENTHS_PER_BAR
+from vbgm.structure import bar_share
 from vbgm.video import VideoAnalysis
 
 _INSTRUMENT_COLOURS = ("#444444", "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd")
@@ -82,8 +85,16 @@ def plot_analysis(analysis: VideoAnalysis, path: str | os.PathLike[str],
     cmap = plt.get_cmap("viridis")
     ax_dens.bar(starts[:-1], dens, width=bar_s * 0.92, align="edge",
                 color=cmap((dens - 1) / 16), edgecolor="none")
+    tail = a.n_sixteenths - (len(a.bars) - 1) * SIXTEENTHS_PER_BAR  # sixteenths of the last bar
     for b in a.bars:
-        ax_dens.text(b.start_s + bar_s * 0.46, b.density + 0.4, str(b.density), ha="center",
+        label = str(b.density)
+        if b.index == len(a.bars) - 1 and 0 < tail < SIXTEENTHS_PER_BAR:
+            # A bar cut short by the end plays its share of the class (`structure.bar_share`).
+            share = 1 + bar_share(b.density - 1, tail - 1)
+            ax_dens.hlines(share, b.start_s, b.start_s + bar_s * 0.92, colors="#111111",
+                           linestyles="dotted", lw=1.2, zorder=2.5)
+            label = f"{b.density}: {share} in {tail}/16"
+        ax_dens.text(b.start_s + bar_s * 0.46, b.density + 0.4, label, ha="center",
                      va="bottom", fontsize=7 if len(a.bars) > 40 else 8)
     onsets = np.unique(notes[:, 0]) if notes is not None and len(notes) else np.zeros(0, int)
     if notes is not None:
