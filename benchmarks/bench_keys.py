@@ -12,6 +12,7 @@ the sampler's default pulls towards the requested key (its profile and its phras
 with both off (`Rules(key_pull=0, key_chord_pull=0)`), where only the model keeps the key.
 
     python benchmarks/bench_keys.py [--checkpoint A.pt B.pt ...] [--clips 3] [--seeds 8]
+                                    [--first-seed 0]
                                     [--key-pull 1.5 2 3]
 
 Writes benchmarks/results/keys.json.
@@ -82,7 +83,8 @@ def miss_kind(key: int, found: int) -> str:
     return "other"
 
 
-def measure(model, analyses: list, config: SamplingConfig, seeds: int = 1) -> dict:
+def measure(model, analyses: list, config: SamplingConfig, seeds: int = 1,
+            first_seed: int = 0) -> dict:
     """The key control over every requested key × clip × seed: shares found in the key (and
     by clip and by mode), in it or its relative, notes in its scale, and the misses by kind."""
     exact, close, scale, classes, clip_of, minor = [], [], [], [], [], []
@@ -90,7 +92,8 @@ def measure(model, analyses: list, config: SamplingConfig, seeds: int = 1) -> di
     for name in KEYS:
         key = harmony.parse_key(name)
         for i, a in enumerate(analyses):
-            for seed in range(i, i + seeds * len(analyses), len(analyses)):
+            for seed in range(first_seed + i, first_seed + i + seeds * len(analyses),
+                              len(analyses)):
                 (g,) = generate(model, Controls.from_analysis(a), Request(key=key), config,
                                 seed=seed)
                 found = song_key(g.song)[0]
@@ -130,6 +133,9 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=8,
                     help="songs per key and clip (default 8: 240 songs; over 90 the share "
                          "moved by 4 points with the random stream alone, over 30 by 20)")
+    ap.add_argument("--first-seed", type=int, default=0,
+                    help="seeds from this one: a fresh draw, to check a change chosen on the "
+                         "default seeds")
     ap.add_argument("--key-pull", type=float, nargs="+",
                     help="instead of the default and model-alone runs: these key pulls "
                          "(Rules.key_pull), the chord pull at its default")
@@ -149,7 +155,8 @@ def main() -> None:
         if args.key_pull:
             runs = {f"key pull {k:g}": Rules(key_pull=k) for k in args.key_pull}
         for label, rules in runs.items():
-            r = measure(model, analyses, replace(SamplingConfig(), rules=rules), args.seeds)
+            r = measure(model, analyses, replace(SamplingConfig(), rules=rules), args.seeds,
+                        args.first_seed)
             out[f"{path} ({model.config.keys}), {label}"] = r = {**r, "model": str(path),
                                                                   "run": label}
             print(f"{path} (keys={model.config.keys}) {label:12}: in key {r['exact']:.0%}, "
