@@ -301,7 +301,7 @@ def test_a_bar_cut_short_by_the_end_plays_its_share_of_the_density(model) -> Non
     for seed in range(3):
         (g,) = generate(model, ctl, Request(), SamplingConfig(control=1.0), seed=seed)
         onsets = np.unique(g.song.notes[:, ONSET])
-        assert len(onsets[onsets >= 16]) == structure.bar_share(12, 6) == 5
+        assert len(onsets[onsets >= 16]) == structure.bar_share(12, 7) == 5
         assert len(onsets[onsets < 16]) == 12
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from vbgm.song import bar_length
 from vbgm.structure import (
     PHRASE_BARS,
     SLOT_WEIGHT,
@@ -191,9 +192,10 @@ def test_fit_slots_respects_last_slot():
 
 
 def test_bar_share_scales_a_short_bar_and_keeps_a_whole_one():
-    assert bar_share(12, 15) == 12 and bar_share(12, 20) == 12  # a whole bar
-    assert bar_share(12, 7) == 6 and bar_share(12, 2) == 2  # 12 * 8/16, 12 * 3/16 = 2.25
-    assert bar_share(0, 7) == 0
+    assert bar_share(12, 16) == 12 and bar_share(12, 20) == 12  # a whole bar
+    assert bar_share(12, 8) == 6 and bar_share(12, 3) == 2  # 12 * 8/16, 12 * 3/16 = 2.25
+    assert bar_share(0, 8) == 0
+    assert bar_length(23, 0) == 16 and bar_length(23, 1) == 7 and bar_length(32, 1) == 16
 
 
 # ------------------------------------------------------------------------------ replay_groups

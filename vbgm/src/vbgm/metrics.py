@@ -33,6 +33,7 @@ from vbgm.song import (
     SIXTEENTHS_PER_BAR,
     VELOCITY,
     Song,
+    bar_length,
 )
 from vbgm.structure import bar_share
 
@@ -469,9 +470,9 @@ def density_fidelity(song: Song, bar_density: np.ndarray) -> float:
     """
     req = np.asarray(bar_density, dtype=np.float64).ravel()
     got = realised_bar_density(song, len(req)).astype(np.float64)
-    last = song.n_sixteenths - (len(req) - 1) * SIXTEENTHS_PER_BAR
+    last = bar_length(song.n_sixteenths, len(req) - 1)
     if 0 < last < SIXTEENTHS_PER_BAR and req[-1] >= 1:  # a bar cut short by the song's end
-        req[-1] = 1 + bar_share(int(req[-1]) - 1, last - 1)
+        req[-1] = 1 + bar_share(int(req[-1]) - 1, last)
     if len(req) < 2 or np.ptp(req) == 0 or np.ptp(got) == 0:
         return math.nan
     return float(np.corrcoef(average_ranks(req), average_ranks(got))[0, 1])
@@ -800,7 +801,7 @@ def groove_consistency(song: Song) -> float:
     if len(vecs) < 2:
         return math.nan
     counted = np.ones((len(vecs) - 1, SIXTEENTHS_PER_BAR), dtype=bool)
-    last = song.n_sixteenths - (len(vecs) - 1) * SIXTEENTHS_PER_BAR  # sixteenths of the last bar
+    last = bar_length(song.n_sixteenths, len(vecs) - 1)
     if 0 < last < SIXTEENTHS_PER_BAR:
         counted[-1, last:] = False
     return float(1.0 - np.mean((vecs[1:] != vecs[:-1])[counted]))

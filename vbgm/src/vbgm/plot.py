@@ -20,7 +20,7 @@ import numpy as np
 
 from vbgm.atomic import atomic_path
 from vbgm.controls import DENSITY_THRESHOLDS
-from vbgm.song import SIXTEENTHS_PER_BAR
+from vbgm.song import SIXTEENTHS_PER_BAR, bar_length
 from vbgm.structure import bar_share
 from vbgm.video import VideoAnalysis
 
@@ -85,15 +85,14 @@ def plot_analysis(analysis: VideoAnalysis, path: str | os.PathLike[str],
     cmap = plt.get_cmap("viridis")
     ax_dens.bar(starts[:-1], dens, width=bar_s * 0.92, align="edge",
                 color=cmap((dens - 1) / 16), edgecolor="none")
-    tail = a.n_sixteenths - (len(a.bars) - 1) * SIXTEENTHS_PER_BAR  # sixteenths of the last bar
     for b in a.bars:
+        length = bar_length(a.n_sixteenths, b.index)
         label = str(b.density)
-        if b.index == len(a.bars) - 1 and 0 < tail < SIXTEENTHS_PER_BAR:
-            # A bar cut short by the end plays its share of the class (`structure.bar_share`).
-            share = 1 + bar_share(b.density - 1, tail - 1)
+        if length < SIXTEENTHS_PER_BAR:  # cut short by the end: it plays its share of the class
+            share = 1 + bar_share(b.density - 1, length)
             ax_dens.hlines(share, b.start_s, b.start_s + bar_s * 0.92, colors="#111111",
                            linestyles="dotted", lw=1.2, zorder=2.5)
-            label = f"{b.density}: {share} in {tail}/16"
+            label = f"{b.density}: {share} in {length}/16"
         ax_dens.text(b.start_s + bar_s * 0.46, b.density + 0.4, label, ha="center",
                      va="bottom", fontsize=7 if len(a.bars) > 40 else 8)
     onsets = np.unique(notes[:, 0]) if notes is not None and len(notes) else np.zeros(0, int)

@@ -30,7 +30,7 @@ import numpy as np
 
 from vbgm import harmony, vocab
 from vbgm.corpus_stats import CorpusStats
-from vbgm.song import BASS, DRUMS, SIXTEENTHS_PER_BAR
+from vbgm.song import BASS, DRUMS, SIXTEENTHS_PER_BAR, bar_length
 from vbgm.structure import (
     FILL_FROM,
     Group,
@@ -186,7 +186,7 @@ class Plan:
 
     def last_slot(self, bar: int) -> int:
         """Last usable slot of a bar (the last bar may be partial)."""
-        return min(SIXTEENTHS_PER_BAR, self.n - bar * SIXTEENTHS_PER_BAR) - 1
+        return bar_length(self.n, bar) - 1
 
 
 def make_plan(n: int, bar_density: np.ndarray, beats: np.ndarray, cuts: np.ndarray,
@@ -731,8 +731,7 @@ def _accept_bar(state: State, plan: Plan, density: int) -> np.ndarray:
     if plan.free_plan:
         state.slots_left = room
     else:  # the plan as it fits: its visual beats all get a slot, the last bar sounds
-        state.slots_left = max(min(bar_share(density - 1, room - 1), room),
-                               len(pending_beat_slots(state, plan)),
+        state.slots_left = max(bar_share(density - 1, room), len(pending_beat_slots(state, plan)),
                                int(state.bar == plan.last_bar))
         density = state.slots_left + 1
     groove = int(plan.groove[state.bar])
@@ -880,7 +879,7 @@ def _replay_rows(state: State, plan: Plan, source: int) -> list[np.ndarray]:
     # wants), else fitted to this bar's.
     same = plan.requested[state.bar] == plan.requested[source]
     last = plan.last_slot(state.bar)
-    want = (bar_share(int(plan.density[state.bar]) - 1, last)
+    want = (bar_share(int(plan.density[state.bar]) - 1, last + 1)
             if plan.density[state.bar] > 0 and not same else sum(s <= last for s in used))
     slots = fit_slots(used, want, required, last)
     out = replay_groups(groups, slots, last)

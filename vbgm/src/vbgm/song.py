@@ -27,6 +27,12 @@ GENRE_IDS: dict[str, int] = {name: i for i, name in enumerate(GENRES)}
 ONSET, DURATION, PITCH, INSTRUMENT, VELOCITY = range(5)
 
 
+def bar_length(n_sixteenths: int, bar: int) -> int:
+    """Sixteenths of bar `bar` (0-based) in a song of `n_sixteenths`: 16, fewer for a last bar
+    cut short by the song's end (0 or less past the end)."""
+    return min(SIXTEENTHS_PER_BAR, n_sixteenths - bar * SIXTEENTHS_PER_BAR)
+
+
 def empty_notes() -> np.ndarray:
     """An empty (0, 5) note array."""
     return np.zeros((0, 5), dtype=np.int32)

@@ -181,13 +181,14 @@ class Group:
     notes: list[tuple[int, int]]
 
 
-def bar_share(onsets: int, last_slot: int) -> int:
-    """Onsets a bar ending at `last_slot` plays for `onsets` in a whole bar: a bar cut short by
-    the song's end plays at the same rate (its share), not on all of its sixteenths. (Density
-    classes are rates; the last bar of a 23-sixteenth clip asked for 10 onsets had all 7 of its
-    sixteenths struck, so its rhythm broke from the bar before.)"""
-    room = min(last_slot + 1, SIXTEENTHS_PER_BAR)
-    return onsets if room == SIXTEENTHS_PER_BAR else round(onsets * room / SIXTEENTHS_PER_BAR)
+def bar_share(onsets: int, length: int) -> int:
+    """Onsets a bar of `length` sixteenths (`song.bar_length`) plays for `onsets` in a whole
+    bar: a bar cut short by the song's end plays at the same rate (its share), not on all of its
+    sixteenths. (Density classes are rates; the last bar of a 23-sixteenth clip asked for 10
+    onsets had all 7 of its sixteenths struck, so its rhythm broke from the bar before.)"""
+    if length >= SIXTEENTHS_PER_BAR:
+        return onsets
+    return round(onsets * length / SIXTEENTHS_PER_BAR)
 
 
 def fit_slots(slots: list[int], want: int, required: list[int],
