@@ -189,6 +189,32 @@ def test_a_low_note_of_another_instrument_is_the_root_or_fifth() -> None:
     assert rules.low_voice(State(bar=0, instr=PIANO, key=0, chord=c_major), _plan()) is None
 
 
+def test_a_song_heard_in_another_key_is_steered_back() -> None:
+    """`key_correction`: nothing while the notes so far are heard in the requested key (C
+    major); heard as G major, the tones C major stresses more are lifted (F, C) and those G
+    major stresses more lowered (B, F#); and the pull reaches the pitch bias."""
+    keyed = _keyed_plan()
+    c_heard = np.array([8, 0, 1, 0, 3, 2, 0, 4, 0, 2, 0, 1], dtype=float)
+    state = State(bar=0, slot=0, instr=PIANO, key=0, pc_weight=c_heard, n_pitched=10,
+                  notes_left=1)
+    assert harmony.detect_key(c_heard)[0] == 0
+    assert rules.key_correction(state, keyed) is None
+    g_heard = np.zeros(12)
+    g_heard[[7, 11, 2, 6]] = [8, 4, 4, 2]
+    drifted = replace(state, pc_weight=g_heard)
+    assert harmony.detect_key(g_heard)[0] == 7
+    fix = rules.key_correction(drifted, keyed)
+    assert fix[5] > 0.5 and fix[0] > 0.3  # F and C up
+    assert fix[11] < -0.3 and fix[6] < 0  # B and F# down
+    assert rules.key_correction(replace(drifted, n_pitched=2), keyed) is None  # too few notes
+    assert rules.key_correction(drifted, replace(keyed, rules=Rules(key_keep=0.0))) is None
+    assert rules.key_correction(drifted, _plan()) is None  # no requested key
+    bias, steered = rules.pitch_bias(state, keyed), rules.pitch_bias(drifted, keyed)
+    f4, fsharp4 = 65 + 1, 66 + 1
+    assert steered[f4] - bias[f4] == pytest.approx(fix[5])
+    assert steered[fsharp4] - bias[fsharp4] == pytest.approx(fix[6])
+
+
 def test_a_note_outside_the_chord_is_short() -> None:
     keyed = _keyed_plan()
     c_major = harmony.diatonic_triad(0, 0)

@@ -112,7 +112,12 @@ def test_phrase_degrees_follow_the_progression_and_cadence() -> None:
     degrees = phrase_degrees(12, [0])
     assert degrees.tolist() == [0, 3, 0, 4, 0, 5, 3, 4, 0, 3, 4, 0]  # ... V, I at the end
     assert phrase_degrees(16, [0, 6])[6:9].tolist() == [0, 3, 0]  # a section starts a period
-    assert phrase_degrees(4, [0]).tolist() == [0, 3, 0, 0]  # too short for a V-I cadence
+    assert phrase_degrees(4, [0]).tolist() == [0, 3, 0, 0]  # bar 2 re-plays bar 0
+    assert phrase_degrees(5, [0]).tolist() == [0, 3, 0, 4, 0]
+    assert phrase_degrees(7, [0]).tolist() == [0, 3, 0, 4, 0, 4, 0]  # not ... I-vi-I
+    # Where the period had V7 already, a pre-dominant comes first: ii-V7-I, not V7-V7-I.
+    assert phrase_degrees(6, [0]).tolist() == [0, 3, 0, 1, 4, 0]
+    assert phrase_degrees(6, [0], minor=True).tolist() == [0, 5, 0, 6, 4, 0]  # VII-V7-i
     minor = phrase_degrees(12, [0], minor=True)  # i-VI-i-VII | i-VI-iv-V7 | i-VI-V7-i
     assert minor.tolist() == [0, 5, 0, 6, 0, 5, 3, 4, 0, 5, 4, 0]
 

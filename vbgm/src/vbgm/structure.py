@@ -24,6 +24,7 @@ from vbgm.song import SIXTEENTHS_PER_BAR
 
 PHRASE_BARS = 4
 PERIOD_BARS = 8
+CADENCE_FROM_BARS = 5  # songs this long or longer end V7-I (`phrase_degrees`)
 FILL_FROM = 12  # the slot a fill starts at: the bar's last beat
 # Metrical weight of each sixteenth of a 4/4 bar: downbeat, half bar, beats, eighths, sixteenths.
 SLOT_WEIGHT = np.array([5, 1, 2, 1, 3, 1, 2, 1, 4, 1, 2, 1, 3, 1, 2, 1])
@@ -91,16 +92,20 @@ def plan_repeats(n_bars: int, starts: list[int], bar_level: np.ndarray | None = 
 
 def phrase_degrees(n_bars: int, starts: list[int], minor: bool = False) -> np.ndarray:
     """Per bar, the scale degree (0..6) of its chord when a key is requested: each section's
-    periods follow `harmony.PHRASE_DEGREES` (`PHRASE_DEGREES_MINOR` in a minor key); the song's
-    last bar is the tonic and, in a song of a period or more, the one before it the dominant
-    (the cadence; a shorter song keeps its phrase's chord there, so that its bar 2 can still
-    re-play bar 0)."""
+    periods follow `harmony.PHRASE_DEGREES` (`PHRASE_DEGREES_MINOR` in a minor key); the song
+    ends on a cadence: its last bar is the tonic and, from five bars on, the one before it the
+    dominant (V7), after a pre-dominant (ii in major, iv in minor) where the period had the
+    dominant already (ii-V7-I, not V7-V7-I). A shorter song keeps its phrase's chords so that
+    its bar 2 can re-play bar 0: with I-IV-V7-I the clips' recurring bars fell from 30 % to
+    16 % (`bench_music.py`, C = 0.7, 3 seeds; three of its five clips are four bars long)."""
     sec = section_of(starts, n_bars)
     r = np.arange(n_bars) - np.asarray(starts, dtype=np.int64)[sec]
     period = np.asarray(PHRASE_DEGREES_MINOR if minor else PHRASE_DEGREES, dtype=np.int64)
     degrees = period[r % len(period)]
-    if n_bars >= PERIOD_BARS:
+    if n_bars >= CADENCE_FROM_BARS:
         degrees[-2] = 4
+        if degrees[-3] == 4:
+            degrees[-3] = 3 if minor else 1
     degrees[-1:] = 0
     return degrees
 
