@@ -137,6 +137,35 @@ def test_table1_rows_and_data_row_matches_direct_metrics(dataset: Path, runs: di
         assert float(rows[0][f"{k}_std"]) == pytest.approx(std, rel=1e-4, abs=1e-6), k
 
 
+def test_free_generation_asks_for_the_key_compose_picks(runs: dict[str, Path]) -> None:
+    """`generate_free(auto_key=True)` (Table 1's default) makes each batch as `vbgm compose
+    --key auto` would with the batch's seed; 'free' (no key) and a named key differ from it."""
+    from vbgm.controls import auto_key_without_video
+    from vbgm.evaluation import generate_free
+    from vbgm.model import load_checkpoint
+    from vbgm.request import Request, SamplingConfig
+    from vbgm.sampling import Controls, generate
+
+    model, _ = load_checkpoint(runs["model"] / "best.pt")
+    n16, seed, free_config = 64, 3, SamplingConfig(control=0.0)
+    songs = generate_free(model, 4, n16, seed=seed, batch=2, auto_key=True)
+    expected = []
+    for k in range(2):
+        batch_seed = seed * 1_000_003 + k
+        key = auto_key_without_video(batch_seed)
+        expected += [g.song for g in generate(model, Controls(n_sixteenths=n16), Request(key=key),
+                                              free_config, candidates=2, seed=batch_seed)]
+    assert all((a.notes == b.notes).all() for a, b in zip(songs, expected, strict=True))
+    free = generate_free(model, 4, n16, seed=seed, batch=2)
+    assert any(a.notes.shape != b.notes.shape or (a.notes != b.notes).any()
+               for a, b in zip(songs, free))
+    named = generate_free(model, 2, n16, seed=seed, batch=2, request=Request(key=14),
+                          auto_key=True)  # a named key wins over auto
+    by_hand = generate(model, Controls(n_sixteenths=n16), Request(key=14), free_config,
+                       candidates=2, seed=seed * 1_000_003)
+    assert all((a.notes == g.song.notes).all() for a, g in zip(named, by_hand, strict=True))
+
+
 def test_table1_bad_inputs_fail_cleanly(dataset: Path, runs: dict[str, Path], tmp_path: Path,
                                         capsys: pytest.CaptureFixture) -> None:
     empty_run = tmp_path / "empty-run"
@@ -148,7 +177,8 @@ def test_table1_bad_inputs_fail_cleanly(dataset: Path, runs: dict[str, Path], tm
             (["evaluate", "table1", str(tmp_path), "--baseline", str(runs["baseline"]),
               "--model", str(runs["model"])], "not a vbgm dataset"),
             (base + ["--model", str(runs["model"]), "--bars", "100000"], "no test song"),
-            (base + ["--model", str(runs["model"]), "--n", "0"], "--n must be")):
+            (base + ["--model", str(runs["model"]), "--n", "0"], "--n must be"),
+            (base + ["--model", str(runs["model"]), "--key", "H major"], "unknown key")):
         md = tmp_path / "never.md"
         assert main(argv + ["--md", str(md)]) == 2
         err = capsys.readouterr().err.strip()

@@ -19,7 +19,7 @@ import math
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,6 +31,7 @@ from vbgm.metrics import MUSICALITY, music_metrics, musicality, realised_bar_den
 from vbgm.song import DURATION, ONSET, SIXTEENTHS_PER_BAR, Song
 
 if TYPE_CHECKING:
+    from vbgm.request import Request
     from vbgm.sampling import Controls
 
 # (result key, column title) of the paper's three music metrics (`vbgm.metrics.MusicMetrics`).
@@ -464,7 +465,8 @@ def guide_controls(song: Song, n_sixteenths: int) -> Controls:
 
 def generate_free(model, n: int, n_sixteenths: int, seed: int = 0, batch: int = 8,
                   progress=None, stats: CorpusStats | None = None, control: float = 0.0,
-                  guides: Sequence[Song] = ()) -> list[Song]:
+                  guides: Sequence[Song] = (), request: Request | None = None,
+                  auto_key: bool = False) -> list[Song]:
     """n songs of n_sixteenths generated without controls (C = 0), `batch` at a time; with
     control C > 0, song i follows the bar densities of `guides[i]` (cycled) with degree C.
 
@@ -472,11 +474,16 @@ def generate_free(model, n: int, n_sixteenths: int, seed: int = 0, batch: int = 
     share batches. Every candidate of a batch is kept (no best-of selection). `progress`: a
     tqdm-like object whose update(k) is called per batch. `stats`: the model's corpus
     statistics (`vbgm.pipeline.load_model_and_stats`; None = the shipped ones).
+    request: genre, instruments and key (default: any genre, every instrument, no key plan);
+    auto_key: a request without a key gets, per batch, the one `vbgm compose --key auto` picks
+    for the batch's seed (`controls.auto_key_without_video`).
     """
+    from vbgm.controls import auto_key_without_video
     from vbgm.sampling import Controls, Request, SamplingConfig, generate
 
     if control > 0 and not guides:
         raise VbgmError("controlled generation needs songs to take the controls from")
+    request = request or Request()
     config = SamplingConfig(control=control)
     songs = []
     step = 1 if control > 0 else batch  # each guided song has its own controls
@@ -484,8 +491,11 @@ def generate_free(model, n: int, n_sixteenths: int, seed: int = 0, batch: int = 
         size = min(step, n - start)
         controls = (guide_controls(guides[start % len(guides)], n_sixteenths) if control > 0
                     else Controls(n_sixteenths=n_sixteenths))
-        gens = generate(model, controls, Request(), config, candidates=size,
-                        seed=seed * 1_000_003 + k, stats=stats)
+        batch_seed = seed * 1_000_003 + k
+        asked = (replace(request, key=auto_key_without_video(batch_seed))
+                 if auto_key and request.key is None else request)
+        gens = generate(model, controls, asked, config, candidates=size, seed=batch_seed,
+                        stats=stats)
         songs += [g.song for g in gens]
         if progress is not None:
             progress.update(size)
@@ -508,12 +518,14 @@ def measure_songs(songs: Iterable[Song], tempo: float,
 def table1_values(data: Sequence[Song], models: dict[str, object], n: int, n_sixteenths: int,
                   tempo: float, seed: int = 0, batch: int = 8, progress: bool = False,
                   stats: dict[str, CorpusStats] | None = None,
-                  controls: dict[str, float] | None = None
+                  controls: dict[str, float] | None = None,
+                  request: Request | None = None, auto_key: bool = False
                   ) -> tuple[dict[str, list[Song]], dict[str, dict[str, list[float]]]]:
     """Table 1's songs and per-song values: row "Data" = the held-out `data`, then one row per
     model ("Baseline", "CMT": name → loaded model) of n songs generated freely, each with its
     own corpus statistics (`stats`: name → statistics; a missing name uses the shipped ones).
     `controls`: row → control degree C; a row with C > 0 follows the Data songs' bar densities.
+    request, auto_key: what every generated row asks for (`generate_free`).
 
     Returns (row → songs, row → SONG_KEYS → values). A progress bar on stderr when `progress`.
     """
@@ -529,7 +541,7 @@ def table1_values(data: Sequence[Song], models: dict[str, object], n: int, n_six
             bar.set_postfix_str(row)
             songs[row] = generate_free(model, n, n_sixteenths, seed, batch, bar,
                                        (stats or {}).get(row), (controls or {}).get(row, 0.0),
-                                       songs["Data"])
+                                       songs["Data"], request, auto_key)
             values[row] = measure_songs(songs[row], tempo)
     return songs, values
 
@@ -564,18 +576,22 @@ class VideoResult:
 
 def video_values(videos: Sequence[Path], model, controls_c: Sequence[float], samples: int = 1,
                  seed: int = 0, tempo: float | None = None, progress: bool = False,
-                 stats: CorpusStats | None = None) -> VideoResult:
+                 stats: CorpusStats | None = None, request: Request | None = None,
+                 auto_key: bool = False) -> VideoResult:
     """Analyse every video once, generate `samples` songs for it at each C (same seed at every C)
     and measure each (`measure_fit`). A video that cannot be analysed is skipped with its reason.
     `stats`: the model's corpus statistics (`vbgm.pipeline.load_model_and_stats`; None = the
-    shipped ones).
+    shipped ones). request: genre, instruments and key (default: none asked); auto_key: a
+    request without a key gets the video's, as `vbgm generate --key auto` picks it
+    (`controls.auto_key`).
     """
     from tqdm import tqdm
 
+    from vbgm.controls import auto_key as video_key
     from vbgm.sampling import Controls, Request, SamplingConfig, generate
     from vbgm.video import analyze
 
-    request = Request()
+    asked = request or Request()
     keys = [k for k, _, _ in FIT_COLUMNS] + list(SONG_KEYS)
     result = VideoResult({c: {k: [] for k in keys} for c in controls_c})
     for video in tqdm(videos, desc="videos", unit="video", disable=not progress,
@@ -587,6 +603,10 @@ def video_values(videos: Sequence[Path], model, controls_c: Sequence[float], sam
             continue
         result.used.append(video)
         controls = Controls.from_analysis(analysis)
+        request = asked
+        if auto_key and asked.key is None:
+            request = replace(asked, key=video_key(analysis.brightness,
+                                                   [b.density for b in analysis.bars], seed))
         for c in controls_c:
             gens = generate(model, controls, request, SamplingConfig(control=c),
                             candidates=samples, seed=seed, stats=stats)

@@ -10,6 +10,7 @@ from pathlib import Path
 from vbgm.commands.generate import (
     add_originality_arg,
     add_sampling_args,
+    is_auto_key,
     originality_index,
     parse_request,
     report_originality,
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     from vbgm.transaction import Transaction, check_destinations, check_targets, room_for
 
     request = parse_request(args)
-    if args.key.strip().lower() == "auto":
+    if is_auto_key(args):
         request = replace(request, key=auto_key_without_video(args.seed))
     if args.bars is not None:
         if not 1 <= args.bars <= 1000:

@@ -22,6 +22,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from vbgm.commands.generate import add_key_arg, is_auto_key, requested_key
 from vbgm.errors import VbgmError
 
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")
@@ -160,7 +161,9 @@ def _add_table1(sub: argparse._SubParsersAction) -> None:
                     "cut to their first bars. Baseline: N songs generated freely (C = 0) by a "
                     "model trained with --ablate-controls. CMT: N songs generated freely by the "
                     "full model (with --control C > 0: under the Data songs' bar densities, "
-                    "degree C). Every song has the same length (--bars, or --seconds at "
+                    "degree C), in the key --key asks for: by default the one `vbgm compose` "
+                    "picks for the batch's seed ('free': no key plan, as in the paper). "
+                    "Every song has the same length (--bars, or --seconds at "
                     "--tempo) and is measured at the same tempo, with the metrics of `vbgm "
                     "evaluate midi` (pitch entropy over 128 pitches, grooving similarity, "
                     "structureness short range 3-8 s from the notes).")
@@ -184,6 +187,7 @@ def _add_table1(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=int, default=8, metavar="K",
                    help="songs generated together in one batch (default 8)")
     p.add_argument("--seed", type=int, default=0, help="seed of the data sample and generation")
+    add_key_arg(p)
     _add_threads(p)
     p.add_argument("--md", type=Path, metavar="OUT", help="also write the table as markdown")
     p.add_argument("--csv", type=Path, metavar="OUT", help="also write the table as CSV")
@@ -204,6 +208,7 @@ def run_table1(args: argparse.Namespace) -> int:
     )
     from vbgm.model import load_checkpoint
     from vbgm.pipeline import default_checkpoint, stats_of
+    from vbgm.request import Request
 
     if args.n < 1:
         raise VbgmError(f"--n must be at least 1, got {args.n}")
@@ -212,6 +217,7 @@ def run_table1(args: argparse.Namespace) -> int:
     n16 = table1_length(args.bars, args.seconds, args.tempo)
     if any(not 0 <= c <= 1 for c in args.control):
         raise VbgmError(f"control degrees must be in [0, 1], got {args.control}")
+    request = Request(key=requested_key(args))
     checkpoints = {"CMT": resolve_checkpoint(args.model) if args.model else default_checkpoint()}
     if args.baseline:
         checkpoints = {"Baseline": resolve_checkpoint(args.baseline), **checkpoints}
@@ -240,13 +246,15 @@ def run_table1(args: argparse.Namespace) -> int:
     stats.update({name: stats["CMT"] for name in names.values()})
     songs, values = table1_values([s for _, s in data], models, args.n, n16, args.tempo,
                                   args.seed, args.batch, progress=sys.stderr.isatty(),
-                                  stats=stats, controls={v: c for c, v in names.items()})
+                                  stats=stats, controls={v: c for c, v in names.items()},
+                                  request=request, auto_key=is_auto_key(args))
     length = f"{n16 // 16} bars" if n16 % 16 == 0 else f"{n16} sixteenths"
     sources = {"Data": f"test split of {args.dataset}, first {length}"}
+    key = f", key {args.key.strip()}"
     if "Baseline" in checkpoints:
-        sources["Baseline"] = f"{checkpoints['Baseline']}, C = 0"
+        sources["Baseline"] = f"{checkpoints['Baseline']}, C = 0{key}"
     for c, name in names.items():
-        sources[name] = f"{checkpoints['CMT']}, C = {c:g}" + (
+        sources[name] = f"{checkpoints['CMT']}, C = {c:g}{key}" + (
             " (the Data songs' bar densities)" if c > 0 else "")
     rows = [summary_row({"row": row, "from": sources[row], "songs": len(songs[row])},
                         values[row], SONG_KEYS) for row in sources]
@@ -284,6 +292,7 @@ def _add_video(sub: argparse._SubParsersAction) -> None:
                         "(default 1)")
     p.add_argument("--tempo", type=float, metavar="BPM", help="tempo instead of the estimate")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    add_key_arg(p)
     _add_threads(p)
     p.add_argument("--md", type=Path, metavar="OUT", help="also write the table as markdown")
     p.add_argument("--csv", type=Path, metavar="OUT", help="also write the table as CSV")
@@ -305,6 +314,7 @@ def run_video(args: argparse.Namespace) -> int:
     )
     from vbgm.formats import video_files  # the same videos `vbgm generate DIR` takes
     from vbgm.pipeline import load_model_and_stats
+    from vbgm.request import Request
 
     controls_c = sorted(set(args.control))
     bad = [c for c in controls_c if not 0.0 <= c <= 1.0]
@@ -314,13 +324,15 @@ def run_video(args: argparse.Namespace) -> int:
         raise VbgmError(f"--samples must be at least 1, got {args.samples}")
     if args.tempo is not None and not 20 <= args.tempo <= 300:
         raise VbgmError(f"--tempo {args.tempo:g} is out of range (20..300 bpm)")
+    request = Request(key=requested_key(args))
     videos = video_files(args.video_dir)
     checkpoint = resolve_checkpoint(args.checkpoint) if args.checkpoint else None
     _check_outputs(args, videos + ([checkpoint] if checkpoint else []))
     _set_threads(args.threads)
     model, stats = load_model_and_stats(checkpoint)
     result = video_values(videos, model, controls_c, args.samples, args.seed, args.tempo,
-                          progress=sys.stderr.isatty(), stats=stats)
+                          progress=sys.stderr.isatty(), stats=stats,
+                          request=request, auto_key=is_auto_key(args))
     for reason in result.skipped:
         print(f"vbgm: skipped {reason}", file=sys.stderr)
     used = result.used
@@ -330,7 +342,8 @@ def run_video(args: argparse.Namespace) -> int:
     rows = [summary_row({"control": c, "videos": len(used), "songs": len(used) * args.samples},
                         result.values[c], keys) for c in controls_c]
     note = (f"{len(used)} videos ({', '.join(v.name for v in used)}), {args.samples} song(s) "
-            f"per video and C, seed {args.seed}, model {checkpoint or 'shipped default'}. "
+            f"per video and C, seed {args.seed}, key {args.key.strip()}, model "
+            f"{checkpoint or 'shipped default'}. "
             f"Fit on visual beats of strength > 0; music metrics as `vbgm evaluate midi`.")
     md = fit_markdown(rows, note)
     _emit(args, md, rows)

@@ -17,17 +17,34 @@ if TYPE_CHECKING:
     from vbgm.video import AnalysisAhead
 
 
+def add_key_arg(p: argparse.ArgumentParser) -> None:
+    """--key, as `generate`, `compose` and `evaluate table1|video` take it (`is_auto_key`)."""
+    p.add_argument("--key", default="auto", metavar="KEY",
+                   help="the music's key: 'D minor', 'Db', 'c#m', ...; 'auto' (default) = major "
+                        "or minor from the picture (see `vbgm analyze`; major without a video), "
+                        "tonic from the seed; 'free' = no key plan, the model's own from its "
+                        "first notes")
+
+
+def is_auto_key(args: argparse.Namespace) -> bool:
+    """Whether --key asks for a key picked per video (or per seed without one)."""
+    return args.key.strip().lower() == "auto"
+
+
+def requested_key(args: argparse.Namespace) -> int | None:
+    """The key --key names (0..23), None for 'auto' (picked later) and 'free' (no key plan)."""
+    from vbgm.harmony import parse_key
+
+    return None if args.key.strip().lower() in ("free", "auto") else parse_key(args.key)
+
+
 def add_sampling_args(p: argparse.ArgumentParser) -> None:
     """Options shared by `generate` and `compose`."""
     p.add_argument("--genre", default="unknown",
                    help="unknown, metal, country, dance, electronic, pop or rock")
     p.add_argument("--instruments", default="all",
                    help="comma list of drums,piano,guitar,bass,strings (default all)")
-    p.add_argument("--key", default="auto", metavar="KEY",
-                   help="the music's key: 'D minor', 'Db', 'c#m', ...; 'auto' (default) = major "
-                        "or minor from the picture (see `vbgm analyze`; major without a video), "
-                        "tonic from the seed; 'free' = no key plan, the model's own from its "
-                        "first notes")
+    add_key_arg(p)
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same music)")
     p.add_argument("--candidates", type=int, default=1, metavar="K",
                    help="generate K songs in one batch and keep the best fit")
@@ -97,14 +114,12 @@ def report_originality(index, song: Song, tempo_bpm: float, indent: str = "  ") 
 def parse_request(args: argparse.Namespace) -> Request:
     """The Request of --genre and --instruments; an empty --instruments is an error, not "all"."""
     from vbgm.errors import VbgmError
-    from vbgm.harmony import parse_key
     from vbgm.request import Request
 
     if not any(name.strip() for name in args.instruments.split(",")):
         raise VbgmError("--instruments is empty: name some of drums,piano,guitar,bass,strings "
                         "(comma list) or leave it out for all")
-    key = None if args.key.strip().lower() in ("free", "auto") else parse_key(args.key)
-    return Request.parse(args.genre, args.instruments, key=key)
+    return Request.parse(args.genre, args.instruments, key=requested_key(args))
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -217,7 +232,7 @@ def run(args: argparse.Namespace) -> int:
                "config": sampling_config(args, args.control),
                "tempo": args.tempo, "candidates": args.candidates, "seed": args.seed,
                "keep_audio": args.keep_audio, "backend": args.synth, "progress": not args.quiet,
-               "force": args.force, "auto_key": args.key.strip().lower() == "auto",
+               "force": args.force, "auto_key": is_auto_key(args),
                "duck": duck_config(args), "loop": args.loop}
     videos = input_videos(args.videos)
     outputs = plan_outputs(args, videos)
