@@ -111,3 +111,20 @@ def test_the_video_analysed_ahead_is_scored_last_when_its_analysis_is_late(
     for v in videos:
         assert (tmp_path / "one" / f"{v.stem}.mid").read_bytes() == \
             (tmp_path / "two" / f"{v.stem}.mid").read_bytes(), v.name
+
+
+def test_workers_take_the_longest_videos_first(clips: Path, tmp_path: Path) -> None:
+    """The work estimate is a video's length, not its size: bikes.mp4 (10 s) is the smaller file
+    but twice as long as carphone_pristine.mp4 (4 s); an unreadable file counts as no work."""
+    from vbgm.batch import first_video, work_estimate
+
+    bikes, carphone = clips / "bikes.mp4", clips / "carphone_pristine.mp4"
+    assert bikes.stat().st_size < carphone.stat().st_size
+    assert work_estimate(bikes) == pytest.approx(10.0, abs=0.1)
+    assert work_estimate(carphone) == pytest.approx(4.0, abs=0.1)
+    assert first_video([carphone, bikes], workers=2) == bikes
+    assert first_video([carphone, bikes], workers=1) == carphone  # one process: in order
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"not a video" * 100)
+    assert work_estimate(junk) == 0.0
+    assert work_estimate(tmp_path / "missing.mp4") == 0.0

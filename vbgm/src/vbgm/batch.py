@@ -8,7 +8,7 @@ transaction removes its temporaries, and the pool is shut down without waiting f
 videos.
 
 With workers, this process never imports torch (nothing it handles needs it: `Done` carries a
-`Song`): while the workers' fork server imports the pipeline, its own core analyses the largest
+`Song`): while the workers' fork server imports the pipeline, its own core analyses the longest
 video (`first_video`, a `video.AnalysisAhead`), which a worker then only generates, renders and
 muxes.
 """
@@ -118,18 +118,28 @@ def _started() -> None:
     """A job that only makes the pool start a worker process (it starts one per job)."""
 
 
-def _size(path: Path) -> int:
-    """Bytes of `path`, 0 when it cannot be read (its job then reports why)."""
+def work_estimate(path: Path) -> float:
+    """How long a video takes to score, relatively: its length in seconds, from the container's
+    header (a few ms; a video's analysis, music and rendering all grow with it); 0 when it
+    cannot be read (its job then reports why, quickly). Not its size in bytes: bikes.mp4 is the
+    smallest of the real clips and the second longest to score (10 s, 1.1 s of work; the 4 s
+    carphone clip, 15 % larger, takes 0.5 s)."""
+    import av
+
     try:
-        return path.stat().st_size
-    except OSError:
-        return 0
+        with av.open(str(path)) as container:
+            if container.duration is not None:
+                return container.duration / av.time_base
+            return max((float(s.duration * s.time_base) for s in container.streams
+                        if s.duration is not None and s.time_base is not None), default=0.0)
+    except (OSError, av.error.FFmpegError, ValueError):
+        return 0.0
 
 
 def first_video(videos: list[Path], workers: int) -> Path:
     """The video scored first (the one to analyse ahead): the first given in one process, the
-    largest with workers (they take the largest files first)."""
-    return videos[0] if workers == 1 or len(videos) == 1 else max(videos, key=_size)
+    longest with workers (they take the longest first, `work_estimate`)."""
+    return videos[0] if workers == 1 or len(videos) == 1 else max(videos, key=work_estimate)
 
 
 def start_worker_server() -> BaseContext:
@@ -175,12 +185,13 @@ def score_videos(videos: list[Path], outputs: list[Outputs], options: dict[str, 
 def _score_in_workers(jobs: list[tuple[int, tuple[Path, Outputs]]], options: dict[str, Any],
                       checkpoint: str | os.PathLike[str] | None, n_workers: int,
                       log: Callable[[str], None], ahead: AnalysisAhead | None) -> Iterator[Done]:
-    """`score_videos` with `n_workers` processes. Largest files first (a proxy for the work):
-    the last videos are short, so no worker idles long at the end while another finishes a long
-    one. No more videos are handed out than there are workers, and while the largest one is
-    analysed ahead, one worker's place is kept for it (that analysis uses the place's core)."""
+    """`score_videos` with `n_workers` processes. Longest videos first (`work_estimate`): the
+    last ones are short, so no worker idles long at the end while another finishes a long one.
+    No more videos are handed out than there are workers, and while the longest one is analysed
+    ahead, one worker's place is kept for it (that analysis uses the place's core)."""
     quiet = {**options, "progress": False, "log": _silent}
-    queue = sorted(jobs, key=lambda job: -_size(job[1][0]))
+    estimates = {video: work_estimate(video) for _, (video, _) in jobs}
+    queue = sorted(jobs, key=lambda job: -estimates[job[1][0]])
     held = next((job for job in queue if ahead is not None and job[1][0] == ahead.path), None)
     if held is not None:
         queue.remove(held)

@@ -215,7 +215,7 @@ def run(args: argparse.Namespace) -> int:
     """Check every request and the destination first (nothing written, nothing started on a bad
     one), then score each video as one transaction; a failed video is reported and the batch
     goes on. The first video is analysed while the model loads (`video.AnalysisAhead`); with
-    workers, the largest one, while their fork server imports the pipeline."""
+    workers, the longest one, while their fork server imports the pipeline."""
     from vbgm.batch import SHARED_CORE_DECODE_THREADS, first_video, start_worker_server
     from vbgm.errors import VbgmError
     from vbgm.outputs import check_outputs
