@@ -211,6 +211,25 @@ def test_existing_output_needs_force(tmp_path, video_root, capsys):
     assert out.read_bytes() == b"keep me"
 
 
+def test_a_negative_seed_is_refused_before_any_work(model, video_root, tmp_path, capsys):
+    """numpy's generators take no negative seed: the command line says so before analysing
+    (it was a traceback), and the library (API, web app) raises a VbgmError."""
+    from vbgm.controls import auto_key
+
+    for argv in (["compose", "--seconds", "4", "-o", str(tmp_path / "x.mid"), "--seed", "-1"],
+                 ["generate", str(video_root / "carphone_pristine.mp4"), "-o",
+                  str(tmp_path / "x.mp4"), "--seed", "-2"]):
+        with pytest.raises(SystemExit) as stop:
+            main(argv)
+        assert stop.value.code == 2
+        assert "argument --seed" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(VbgmError, match="seed"):
+        auto_key(0.5, [9, 9], -1)
+    with pytest.raises(VbgmError, match="seed"):
+        generate(model, Controls(n_sixteenths=32), seed=-1)
+
+
 def test_compose_without_video(tmp_path):
     out = tmp_path / "free.mid"
     assert main(["compose", "--seconds", "6", "--tempo", "100", "-o", str(out), "--quiet",

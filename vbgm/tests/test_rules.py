@@ -408,6 +408,7 @@ def test_auto_key_follows_the_picture_and_the_seed() -> None:
     assert harmony.is_minor(dark_calm) and not harmony.is_minor(bright_lively)
     assert auto_key(0.2, [5], 3) == auto_key(0.2, [5], 3)  # the same seed, the same key
     assert len({auto_key(0.7, [14], s) % 12 for s in range(20)}) > 3  # the tonic varies
+    assert len({auto_key(0.7, [14, d], 0) % 12 for d in range(1, 18)}) > 3  # and by video
 
 
 def test_passing_tones_between_beats_are_drawn_hotter() -> None:

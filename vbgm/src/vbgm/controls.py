@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from vbgm.errors import VbgmError
+from vbgm.request import check_seed
 from vbgm.song import SIXTEENTHS_PER_BAR
 
 # Frame heights per second; see the module docstring for the fit.
@@ -87,8 +88,11 @@ def describe_mode(brightness: float, densities: list[int]) -> str:
 
 def auto_key(brightness: float, densities: list[int], seed: int) -> int:
     """The key (0..23, see vbgm.harmony) `--key auto` picks: the mode from the picture
-    (`mode_score`), the tonic drawn from the seed (the same seed, the same key)."""
-    tonic = int(np.random.default_rng([seed, 12]).integers(12))
+    (`mode_score`), the tonic drawn from the seed and the video's bar densities: the same seed
+    and video, the same key; a batch of videos under one seed is not all in one key (with the
+    seed alone, four clips scored with seed 0 were all in B major)."""
+    check_seed(seed)
+    tonic = int(np.random.default_rng([seed, 12, *(int(d) for d in densities)]).integers(12))
     return tonic + (12 if mode_score(brightness, densities) < 0 else 0)
 
 

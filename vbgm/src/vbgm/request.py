@@ -10,10 +10,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from vbgm import harmony
 from vbgm.errors import VbgmError
 from vbgm.rules import SAMPLED, Rules
 from vbgm.song import DRUMS, GENRE_IDS, GUITAR, INSTRUMENT_IDS, PIANO
+
+
+def check_seed(seed: int) -> None:
+    """A seed is a whole number ≥ 0 (numpy's generators, which draw the controls and the key,
+    take no negative seed)."""
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise VbgmError(f"the seed must be a whole number ≥ 0, got {seed!r}")
 
 
 def check_window(window: int, keep: int) -> None:

@@ -32,7 +32,7 @@ from vbgm.controls import Controls
 from vbgm.corpus_stats import CorpusStats
 from vbgm.errors import VbgmError
 from vbgm.model import CMT, State, int8_available
-from vbgm.request import Request, SamplingConfig, check_window
+from vbgm.request import Request, SamplingConfig, check_seed, check_window
 from vbgm.rules import SAMPLED
 from vbgm.song import (
     DURATION,
@@ -105,6 +105,7 @@ def generate(model: CMT, controls: Controls, request: Request = Request(),
     """
     if candidates < 1:
         raise VbgmError(f"--candidates must be at least 1, got {candidates}")
+    check_seed(seed)
     bad = [k for k in request.instruments if not 1 <= k <= 5]
     if bad or not request.instruments:
         raise VbgmError(f"instrument ids must be 1..5, got {list(request.instruments)}")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from vbgm.commands.generate import seed_arg
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register the `demo` subcommand."""
@@ -15,7 +17,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", type=Path, default=Path("out"), help="folder (default out)")
     p.add_argument("--seconds", type=float, default=20.0, help="length of the test video")
     p.add_argument("--control", "-C", type=float, default=1.0, help="control degree C")
-    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--seed", type=seed_arg, default=0, help="random seed")
     p.add_argument("--checkpoint", type=Path, help="model checkpoint (default: the shipped one)")
     p.set_defaults(func=run)
 

@@ -22,7 +22,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from vbgm.commands.generate import add_key_arg, is_auto_key, requested_key
+from vbgm.commands.generate import add_key_arg, is_auto_key, requested_key, seed_arg
 from vbgm.errors import VbgmError
 
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")
@@ -186,7 +186,8 @@ def _add_table1(sub: argparse._SubParsersAction) -> None:
                         "--seconds (default 120)")
     p.add_argument("--batch", type=int, default=8, metavar="K",
                    help="songs generated together in one batch (default 8)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the data sample and generation")
+    p.add_argument("--seed", type=seed_arg, default=0,
+                   help="seed of the data sample and generation")
     add_key_arg(p)
     _add_threads(p)
     p.add_argument("--md", type=Path, metavar="OUT", help="also write the table as markdown")
@@ -291,7 +292,7 @@ def _add_video(sub: argparse._SubParsersAction) -> None:
                    help="songs per video and C, generated in one batch; all are measured "
                         "(default 1)")
     p.add_argument("--tempo", type=float, metavar="BPM", help="tempo instead of the estimate")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=seed_arg, default=0, help="random seed (default 0)")
     add_key_arg(p)
     _add_threads(p)
     p.add_argument("--md", type=Path, metavar="OUT", help="also write the table as markdown")

@@ -17,13 +17,26 @@ if TYPE_CHECKING:
     from vbgm.video import AnalysisAhead
 
 
+def seed_arg(text: str) -> int:
+    """The argparse type of every --seed: a whole number ≥ 0 (`request.check_seed`)."""
+    from vbgm.errors import VbgmError
+    from vbgm.request import check_seed
+
+    try:
+        seed = int(text)
+        check_seed(seed)
+    except (ValueError, VbgmError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number ≥ 0") from None
+    return seed
+
+
 def add_key_arg(p: argparse.ArgumentParser) -> None:
     """--key, as `generate`, `compose` and `evaluate table1|video` take it (`is_auto_key`)."""
     p.add_argument("--key", default="auto", metavar="KEY",
                    help="the music's key: 'D minor', 'Db', 'c#m', ...; 'auto' (default) = major "
                         "or minor from the picture (see `vbgm analyze`; major without a video), "
-                        "tonic from the seed; 'free' = no key plan, the model's own from its "
-                        "first notes")
+                        "tonic from the seed and the video; 'free' = no key plan, the model's own "
+                        "from its first notes")
 
 
 def is_auto_key(args: argparse.Namespace) -> bool:
@@ -45,7 +58,8 @@ def add_sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--instruments", default="all",
                    help="comma list of drums,piano,guitar,bass,strings (default all)")
     add_key_arg(p)
-    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same music)")
+    p.add_argument("--seed", type=seed_arg, default=0,
+                   help="random seed (same seed, same music)")
     p.add_argument("--candidates", type=int, default=1, metavar="K",
                    help="generate K songs in one batch and keep the best fit")
     p.add_argument("--checkpoint", type=Path, help="model checkpoint (default: the shipped one)")

@@ -17,6 +17,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from vbgm.commands.generate import seed_arg
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("train", help="train the music model on a prepared dataset",
@@ -46,7 +48,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--cond-dropout", type=float, help="chance of 'any' conditioning (0.15)")
     p.add_argument("--ablate-controls", action="store_true",
                    help="baseline without density/strength/p_beat (the paper's ablation)")
-    p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.add_argument("--seed", type=seed_arg, help="random seed (default 0)")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="torch.compile the forward and loss (a minute or more to build; no "
                         "faster than eager on a 2-core CPU, so off by default)")
