@@ -571,7 +571,7 @@ def build_app(engine: Engine):
                     with gr.Row():
                         candidates = gr.Number(1, precision=0, minimum=1, maximum=8,
                                                label="Candidates (best fit kept)")
-                        seed = gr.Number(0, precision=0, label="Seed")
+                        seed = gr.Number(0, precision=0, minimum=0, label="Seed")
                     with gr.Row():
                         keep_audio = gr.Checkbox(False, label="Keep the video's own sound "
                                                               "under the music")
@@ -602,7 +602,7 @@ def build_app(engine: Engine):
                                                      label="Instruments")
                     c_key = gr.Dropdown(keys, value="auto",
                                         allow_custom_value=True, label="Key")
-                    c_seed = gr.Number(0, precision=0, label="Seed")
+                    c_seed = gr.Number(0, precision=0, minimum=0, label="Seed")
                     c_go = gr.Button("Compose", variant="primary", elem_id="compose")
                     c_stop = gr.Button("Cancel", variant="stop")
                 with gr.Column():
