@@ -19,7 +19,7 @@ from vbgm.song import INSTRUMENT, ONSET, PITCH, SIXTEENTHS_PER_BAR
 
 from vbgm import corpus_stats, harmony, rules, structure, vocab
 
-BASS, PIANO = 4, 2
+BASS, PIANO, STRINGS = 4, 2, 5
 STATS = corpus_stats.shipped()
 
 
@@ -213,6 +213,33 @@ def test_a_song_heard_in_another_key_is_steered_back() -> None:
     f4, fsharp4 = 65 + 1, 66 + 1
     assert steered[f4] - bias[f4] == pytest.approx(fix[5])
     assert steered[fsharp4] - bias[fsharp4] == pytest.approx(fix[6])
+
+
+def test_a_long_note_is_not_struck_again_and_again() -> None:
+    """`restrike_bias`: after a piano group whose top note (G4) lasted half a bar, G4 is pulled
+    against (other pitches, and G in other octaves, are free); not after a short note, not for
+    the bass, not without a requested key's plan, not with `restrike` 0."""
+    keyed = _keyed_plan()
+    g4, held, short = 67 + 1, 8 + 1, 2 + 1  # pitch and duration values (value = n + 1)
+    earlier = [rules.Group(0, PIANO, [(60 + 1, held), (g4, held)])]
+    state = _group_state(8, PIANO, earlier)
+    bias = rules.restrike_bias(state, keyed)
+    assert bias[g4] == -Rules().restrike < 0
+    assert np.count_nonzero(bias) == 1  # C4 under it, G3 and G5 are free
+    assert rules.pitch_bias(replace(state, key=0), keyed)[g4] < \
+        rules.pitch_bias(replace(state, key=0), keyed)[g4 + 12]  # it reaches the pitch bias
+    quick = [rules.Group(0, PIANO, [(g4, short)])]
+    assert rules.restrike_bias(_group_state(8, PIANO, quick), keyed) is None
+    bass = [rules.Group(0, BASS, [(43 + 1, held)])]
+    assert rules.restrike_bias(_group_state(8, BASS, bass), keyed) is None
+    assert rules.restrike_bias(state, _plan()) is None
+    assert rules.restrike_bias(state, replace(keyed, rules=Rules(restrike=0.0))) is None
+    # The previous bar's group counts too; another instrument's does not.
+    from_last_bar = State(bar=2, slot=0, instr=PIANO, key=0, notes_left=1,
+                          bars={1: earlier, 2: [rules.Group(0, PIANO, [])]})
+    assert rules.restrike_bias(from_last_bar, keyed)[g4] < 0
+    strings = [rules.Group(0, STRINGS, [(g4, held)])]
+    assert rules.restrike_bias(_group_state(8, PIANO, strings), keyed) is None
 
 
 def test_a_note_outside_the_chord_is_short() -> None:
