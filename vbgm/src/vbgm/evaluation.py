@@ -591,7 +591,7 @@ def video_values(videos: Sequence[Path], model, controls_c: Sequence[float], sam
     from vbgm.sampling import Controls, Request, SamplingConfig, generate
     from vbgm.video import analyze
 
-    asked = request or Request()
+    request = request or Request()
     keys = [k for k, _, _ in FIT_COLUMNS] + list(SONG_KEYS)
     result = VideoResult({c: {k: [] for k in keys} for c in controls_c})
     for video in tqdm(videos, desc="videos", unit="video", disable=not progress,
@@ -603,14 +603,14 @@ def video_values(videos: Sequence[Path], model, controls_c: Sequence[float], sam
             continue
         result.used.append(video)
         controls = Controls.from_analysis(analysis)
-        request = asked
-        if auto_key and asked.key is None:
-            request = replace(asked, key=video_key(analysis.brightness,
+        asked = request
+        if auto_key and request.key is None:  # this video's key, as `generate` picks it
+            asked = replace(request, key=video_key(analysis.brightness,
                                                    [b.density for b in analysis.bars], seed))
         for c in controls_c:
-            gens = generate(model, controls, request, SamplingConfig(control=c),
+            gens = generate(model, controls, asked, SamplingConfig(control=c),
                             candidates=samples, seed=seed, stats=stats)
             for g in gens:
-                for k, v in measure_fit(g.song, analysis, request).items():
+                for k, v in measure_fit(g.song, analysis, asked).items():
                     result.values[c][k].append(v)
     return result
