@@ -13,7 +13,7 @@ import pytest
 import symusic
 from vbgm.cli import main
 from vbgm.controls import auto_key_without_video
-from vbgm.harmony import diatonic_triad, dominant_seventh, key_correlations
+from vbgm.harmony import chord_tones, diatonic_triad, key_correlations
 from vbgm.loop import fold_tail
 from vbgm.midi import QuantizeConfig, key_signature_sharps, read_midi
 from vbgm.render import read_wav
@@ -82,7 +82,7 @@ def test_compose_loop_is_seamless(tmp_path, seed):
     last = notes[notes[:, 0] >= (song.n_bars - 1) * 16]
     downbeat = notes[notes[:, 0] == 0]
     assert len(last) and len(downbeat)
-    assert set(last[:, 2] % 12) <= set(dominant_seventh(key))
+    assert set(last[:, 2] % 12) <= set(chord_tones(key, "V7"))
     assert set(downbeat[:, 2] % 12) <= set(diatonic_triad(key, 0))
     ends = notes[(notes[:, 0] < 16) | (notes[:, 0] >= (song.n_bars - 1) * 16)]
     r = key_correlations(np.bincount(ends[:, 2] % 12, weights=ends[:, 1], minlength=12))

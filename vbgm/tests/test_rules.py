@@ -256,10 +256,15 @@ def test_a_note_outside_the_chord_is_short() -> None:
 
 
 def test_the_planned_dominant_is_a_seventh_chord_whose_tritone_is_allowed() -> None:
-    assert harmony.plan_chord(0, 4) == (7, 11, 2, 5)  # G7 in C major
-    assert harmony.plan_chord(21, 4) == (4, 8, 11, 2)  # E7 in A minor: the raised leading tone
-    assert harmony.plan_chord(0, 3) == harmony.diatonic_triad(0, 3)
-    g7 = harmony.plan_chord(0, 4)
+    assert harmony.chord_tones(0, "V7") == (7, 11, 2, 5)  # G7 in C major
+    assert harmony.chord_tones(21, "V7") == (4, 8, 11, 2)  # E7 in A minor: the raised leading tone
+    for degree, symbol in enumerate(("I", "ii", None, "IV", None, "vi")):
+        if symbol:  # the diatonic chords are the scale's triads
+            assert harmony.chord_tones(0, symbol) == harmony.diatonic_triad(0, degree)
+    for degree, symbol in ((0, "i"), (3, "iv"), (5, "bVI"), (6, "bVII")):
+        assert harmony.chord_tones(21, symbol) == harmony.diatonic_triad(21, degree)
+    assert harmony.chord_tones(0, "bVII") == (10, 2, 5)  # Bb in C major: borrowed from C minor
+    g7 = harmony.chord_tones(0, "V7")
     state = State(bar=0, instr=PIANO, key=0, chord=g7, group_pitches=[59 + 1], notes_left=1)
     ok = {(v - 1) % 12 for v in np.flatnonzero(rules.no_clusters(state, _plan()))}
     assert 5 in ok  # F against B: the chord's own tritone

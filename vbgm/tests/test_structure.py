@@ -11,12 +11,14 @@ from vbgm.structure import (
     bar_share,
     fit_slots,
     match_density,
-    phrase_degrees,
+    phrase_chords,
     plan_repeats,
     plan_sections,
     replay_groups,
     thin,
 )
+
+from vbgm import harmony
 
 
 def _bars(*bars: float) -> np.ndarray:
@@ -108,18 +110,20 @@ def test_a_section_of_similar_motion_recalls_an_earlier_one():
     assert plan_repeats(n, starts, levels, recall_tolerance=0.1)[16] == -1
 
 
-def test_phrase_degrees_follow_the_progression_and_cadence() -> None:
-    degrees = phrase_degrees(12, [0])
-    assert degrees.tolist() == [0, 3, 0, 4, 0, 5, 3, 4, 0, 3, 4, 0]  # ... V, I at the end
-    assert phrase_degrees(16, [0, 6])[6:9].tolist() == [0, 3, 0]  # a section starts a period
-    assert phrase_degrees(4, [0]).tolist() == [0, 3, 0, 0]  # bar 2 re-plays bar 0
-    assert phrase_degrees(5, [0]).tolist() == [0, 3, 0, 4, 0]
-    assert phrase_degrees(7, [0]).tolist() == [0, 3, 0, 4, 0, 4, 0]  # not ... I-vi-I
+def test_phrase_chords_follow_the_progression_and_cadence() -> None:
+    def plan(n: int, starts: list[int] | None = None, minor: bool = False) -> str:
+        return " ".join(phrase_chords(n, starts or [0], minor))
+
+    assert plan(12) == "I bVII I V7 I vi IV V7 I bVII V7 I"  # ... V7, I at the end
+    assert plan(16, [0, 6]).split()[6:9] == ["I", "bVII", "I"]  # a section starts a period
+    assert plan(4) == "I bVII I I"  # bar 2 re-plays bar 0
+    assert plan(5) == "I bVII I V7 I"
+    assert plan(7) == "I bVII I V7 I V7 I"  # not ... I-vi-I
     # Where the period had V7 already, a pre-dominant comes first: ii-V7-I, not V7-V7-I.
-    assert phrase_degrees(6, [0]).tolist() == [0, 3, 0, 1, 4, 0]
-    assert phrase_degrees(6, [0], minor=True).tolist() == [0, 5, 0, 6, 4, 0]  # VII-V7-i
-    minor = phrase_degrees(12, [0], minor=True)  # i-VI-i-VII | i-VI-iv-V7 | i-VI-V7-i
-    assert minor.tolist() == [0, 5, 0, 6, 0, 5, 3, 4, 0, 5, 4, 0]
+    assert plan(6) == "I bVII I ii V7 I"
+    assert plan(6, minor=True) == "i bVI i bVII V7 i"
+    assert plan(12, minor=True) == "i bVI i bVII i bVI iv V7 i bVI V7 i"
+    assert all(s in harmony.CHORDS for s in harmony.PHRASE_CHORDS + harmony.PHRASE_CHORDS_MINOR)
 
 
 def test_match_density_prefers_a_source_asked_for_the_same_density() -> None:
@@ -134,15 +138,15 @@ def test_match_density_prefers_a_source_asked_for_the_same_density() -> None:
     same = match_density(source, starts, np.full(n, 9))
     assert (same == source).all()  # equal densities: the plan as it was
     # With planned chords a bar re-plays only a bar with its chord, else it is new.
-    degrees = phrase_degrees(n, starts)  # 0 3 0 4 0 5 4 0
-    keyed = match_density(source, starts, level, degrees)
+    chords = phrase_chords(n, starts)  # I bVII I V7 I vi V7 I
+    keyed = match_density(source, starts, level, chords)
     _check_sources(keyed)
     for b, s in enumerate(keyed):
-        assert s < 0 or degrees[s] == degrees[b], (b, s)
+        assert s < 0 or chords[s] == chords[b], (b, s)
     assert keyed[2] == 0 and keyed[5] == -1  # bar 5 (vi): no earlier vi bar
     # A re-played bar may be the source (as it sounded): bar 4 (I, asked for 6) takes bar 0,
     # but asked for 10 it takes bar 2, which re-played bar 0 at 10.
-    busier = match_density(source, starts, np.array([6, 10, 10, 9, 10, 10, 7, 6]), degrees)
+    busier = match_density(source, starts, np.array([6, 10, 10, 9, 10, 10, 7, 6]), chords)
     assert busier[2] == 0 and busier[4] == 2
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vbgm.harmony import detect_key, diatonic_triad, dominant_seventh
+from vbgm.harmony import chord_tones, detect_key, diatonic_triad
 from vbgm.render import db_to_gain, limit_peaks
 from vbgm.song import (
     BASS,
@@ -65,7 +65,7 @@ def make_loop(song: Song, key: int | None = None) -> tuple[Song, int]:
     bass = notes[:, INSTRUMENT] == BASS
     last = pitched & (notes[:, ONSET] >= (song.n_bars - 1) * SIXTEENTHS_PER_BAR)
     first = pitched & (notes[:, ONSET] == 0)
-    for sel, triad in ((last, dominant_seventh(key)), (first, diatonic_triad(key, 0))):
+    for sel, triad in ((last, chord_tones(key, "V7")), (first, diatonic_triad(key, 0))):
         for roots in (True, False):  # the bass plays the chord's root, the others its tones
             rows = sel & (bass == roots)
             notes[rows, PITCH] = _snap(notes[rows, PITCH], triad, root_only=roots)

@@ -38,7 +38,7 @@ from vbgm.structure import (
     fit_slots,
     is_fill,
     match_density,
-    phrase_degrees,
+    phrase_chords,
     plan_groove,
     plan_repeats,
     plan_sections,
@@ -171,7 +171,7 @@ class Plan:
     groove: per bar, the bar whose drum pattern it keeps, or -1; fill: per bar, whether it
     keeps it only until its last beat.
     rhythm: instruments that carry visual beats. key: 0..23 when requested, else None;
-    degrees: then each bar's chord as a scale degree (`structure.phrase_degrees`).
+    chords: then each bar's chord symbol (`structure.phrase_chords`, `harmony.CHORDS`).
     free_plan: the ablated model (no density/strength attributes): groups and bars end freely.
     """
 
@@ -188,7 +188,7 @@ class Plan:
     groove: np.ndarray
     fill: np.ndarray
     requested: np.ndarray
-    degrees: np.ndarray | None = None
+    chords: tuple[str, ...] | None = None
     free_plan: bool = False
 
     @property
@@ -221,12 +221,12 @@ def make_plan(n: int, bar_density: np.ndarray, beats: np.ndarray, cuts: np.ndarr
     beats = beats[rng.random(len(beats)) < control]
     sections = plan_sections(n_bars, cuts)
     none = np.full(n_bars, -1, dtype=np.int64)
-    degrees = phrase_degrees(n_bars, sections, harmony.is_minor(key)) if key is not None else None
+    chords = phrase_chords(n_bars, sections, harmony.is_minor(key)) if key is not None else None
     bar_of = beats[:, 0] // SIXTEENTHS_PER_BAR
     beat_slots = [frozenset((beats[bar_of == b, 0] % SIXTEENTHS_PER_BAR).tolist())
                   for b in range(n_bars)]
     source = (match_density(plan_repeats(n_bars, sections, requested), sections, requested,
-                            degrees, beat_slots) if rules.repeats and not free_plan else none)
+                            chords, beat_slots) if rules.repeats and not free_plan else none)
     drums_and_more = DRUMS in instruments and len(instruments) > 1 and DRUMS in rhythm
     groove = plan_groove(n_bars, sections) if rules.groove and not free_plan and drums_and_more \
         else none
@@ -236,7 +236,7 @@ def make_plan(n: int, bar_density: np.ndarray, beats: np.ndarray, cuts: np.ndarr
     return Plan(n=n, density=density, beats=beats, sections=sections, source=source,
                 instruments=tuple(instruments), rhythm=tuple(rhythm), key=key, stats=stats,
                 rules=rules, groove=groove, fill=is_fill(n_bars, sections),
-                requested=requested, degrees=degrees, free_plan=free_plan)
+                requested=requested, chords=chords, free_plan=free_plan)
 
 
 @dataclass
@@ -511,7 +511,7 @@ def bass_root(state: State, plan: Plan) -> np.ndarray | None:
     first note of the bar's first bass group in that quarter note, on it or syncopated) when the
     bars follow a planned progression (a requested key): the model alone holds one pedal note
     through every chord."""
-    if (state.instr != BASS or plan.degrees is None or not plan.rules.bass_roots
+    if (state.instr != BASS or plan.chords is None or not plan.rules.bass_roots
             or state.chord is None or state.group_pitches or not _first_in_beat(state)):
         return None
     return (_PC == state.chord[0]) & (_PITCH < BASS_ROOT_BELOW)
@@ -527,7 +527,7 @@ def low_voice(state: State, plan: Plan) -> np.ndarray | None:
     """Pitch values a piano, guitar or strings note may take in a planned progression: below C3
     only its bar's chord root or fifth (what a bass would play there: strings low in the mix
     carrying the third make a major key sound like the minor key of its third)."""
-    if (state.instr in (DRUMS, BASS) or plan.degrees is None or not plan.rules.bass_roots
+    if (state.instr in (DRUMS, BASS) or plan.chords is None or not plan.rules.bass_roots
             or state.chord is None):
         return None
     return (_PITCH >= LOW_VOICE_BELOW) | np.isin(_PC, (state.chord[0], state.chord[2]))
@@ -537,7 +537,7 @@ def note_length(state: State, plan: Plan, pitch: int) -> np.ndarray | None:
     """Duration values (18,) the next note may take once its pitch value is drawn: in a planned
     progression a pitch outside its bar's chord is a passing or neighbour tone, at most
     `Rules.passing_length` sixteenths; a chord tone (or drum hit) may last any length."""
-    if (plan.rules.passing_length <= 0 or plan.degrees is None or state.notes_left <= 0
+    if (plan.rules.passing_length <= 0 or plan.chords is None or state.notes_left <= 0
             or state.instr == DRUMS or state.chord is None or pitch < 1
             or (pitch - 1) % 12 in state.chord):
         return None
@@ -623,7 +623,7 @@ def restrike_bias(state: State, plan: Plan) -> np.ndarray | None:
     part's previous group when that note lasted `LONG_NOTE` sixteenths or more (`Rules.restrike`,
     with a requested key's plan): a long note struck again and again is a drone (a four-bar clip
     held the tonic in piano and strings through I-IV-I-I). None when it does not apply."""
-    if (plan.rules.restrike <= 0 or plan.degrees is None or state.instr in (DRUMS, BASS)
+    if (plan.rules.restrike <= 0 or plan.chords is None or state.instr in (DRUMS, BASS)
             or state.notes_left <= 0):
         return None
     previous = _previous_group(state)
@@ -766,12 +766,12 @@ def _accept_note(state: State, plan: Plan, value: int, duration: int) -> np.ndar
 
 def _cadence_chord(state: State, plan: Plan) -> tuple[int, ...] | None:
     """The last bar rests on the tonic triad, the one before on the dominant; with a requested
-    key, every bar takes its chord from the plan (`structure.phrase_degrees`), so the key is
+    key, every bar takes its chord from the plan (`structure.phrase_chords`), so the key is
     heard, not only its scale."""
     if state.key is None or not _chords(plan):
         return None
-    if plan.degrees is not None:
-        return harmony.plan_chord(state.key, int(plan.degrees[state.bar]))
+    if plan.chords is not None:
+        return harmony.chord_tones(state.key, plan.chords[state.bar])
     if state.bar == plan.last_bar:
         return harmony.diatonic_triad(state.key, 0)
     if state.bar == plan.last_bar - 1:

@@ -19,12 +19,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vbgm.harmony import PHRASE_DEGREES, PHRASE_DEGREES_MINOR
+from vbgm.harmony import PHRASE_CHORDS, PHRASE_CHORDS_MINOR
 from vbgm.song import SIXTEENTHS_PER_BAR
 
 PHRASE_BARS = 4
 PERIOD_BARS = 8
-CADENCE_FROM_BARS = 5  # songs this long or longer end V7-I (`phrase_degrees`)
+CADENCE_FROM_BARS = 5  # songs this long or longer end V7-I (`phrase_chords`)
 FILL_FROM = 12  # the slot a fill starts at: the bar's last beat
 # Metrical weight of each sixteenth of a 4/4 bar: downbeat, half bar, beats, eighths, sixteenths.
 SLOT_WEIGHT = np.array([5, 1, 2, 1, 3, 1, 2, 1, 4, 1, 2, 1, 3, 1, 2, 1])
@@ -90,28 +90,28 @@ def plan_repeats(n_bars: int, starts: list[int], bar_level: np.ndarray | None = 
     return source
 
 
-def phrase_degrees(n_bars: int, starts: list[int], minor: bool = False) -> np.ndarray:
-    """Per bar, the scale degree (0..6) of its chord when a key is requested: each section's
-    periods follow `harmony.PHRASE_DEGREES` (`PHRASE_DEGREES_MINOR` in a minor key); the song
-    ends on a cadence: its last bar is the tonic and, from five bars on, the one before it the
-    dominant (V7), after a pre-dominant (ii in major, iv in minor) where the period had the
+def phrase_chords(n_bars: int, starts: list[int], minor: bool = False) -> tuple[str, ...]:
+    """Per bar, the symbol of its chord (`harmony.CHORDS`) when a key is requested: each
+    section's periods follow `harmony.PHRASE_CHORDS` (`PHRASE_CHORDS_MINOR` in a minor key); the
+    song ends on a cadence: its last bar is the tonic and, from five bars on, the one before it
+    the dominant (V7), after a pre-dominant (ii in major, iv in minor) where the period had the
     dominant already (ii-V7-I, not V7-V7-I). A shorter song keeps its phrase's chords so that
     its bar 2 can re-play bar 0: with I-IV-V7-I the clips' recurring bars fell from 30 % to
     16 % (`bench_music.py`, C = 0.7, 3 seeds; three of its five clips are four bars long)."""
     sec = section_of(starts, n_bars)
     r = np.arange(n_bars) - np.asarray(starts, dtype=np.int64)[sec]
-    period = np.asarray(PHRASE_DEGREES_MINOR if minor else PHRASE_DEGREES, dtype=np.int64)
-    degrees = period[r % len(period)]
+    period = PHRASE_CHORDS_MINOR if minor else PHRASE_CHORDS
+    chords = [period[i % len(period)] for i in r]
     if n_bars >= CADENCE_FROM_BARS:
-        degrees[-2] = 4
-        if degrees[-3] == 4:
-            degrees[-3] = 3 if minor else 1
-    degrees[-1:] = 0
-    return degrees
+        chords[-2] = "V7"
+        if chords[-3] == "V7":
+            chords[-3] = "iv" if minor else "ii"
+    chords[-1] = "i" if minor else "I"
+    return tuple(chords)
 
 
 def match_density(source: np.ndarray, starts: list[int], level: np.ndarray,
-                  degrees: np.ndarray | None = None,
+                  chords: tuple[str, ...] | None = None,
                   beat_slots: list[frozenset[int]] | None = None) -> np.ndarray:
     """Re-point each re-played bar to the earlier bar of its section whose requested density
     (`level`, per bar) is closest to its own, the planned source winning ties (then the nearest).
@@ -121,7 +121,7 @@ def match_density(source: np.ndarray, starts: list[int], level: np.ndarray,
     busier one it keeps the chords but not the rhythm. A source may itself be a re-played bar
     (as it sounded, fitted to its own density): a phrase that grows busier bar by bar then
     repeats its latest form. Phrase-end bars (fills) are not sources.
-    degrees: per bar, its planned chord (`phrase_degrees`): a bar only re-plays one with the
+    chords: per bar, its planned chord (`phrase_chords`): a bar only re-plays one with the
     same chord, and is new when there is none.
     beat_slots: per bar, the slots of its visual beats (which a re-played bar adds as onsets and
     accents): among sources of equally close density, the one with the most alike beats.
@@ -137,8 +137,8 @@ def match_density(source: np.ndarray, starts: list[int], level: np.ndarray,
         start = starts[sec[b]]
         cands = [k for k in range(start, b) if (k - start) % PERIOD_BARS != PERIOD_BARS - 1
                  ] + [planned]
-        if degrees is not None:
-            cands = [k for k in cands if degrees[k] == degrees[b]]
+        if chords is not None:
+            cands = [k for k in cands if chords[k] == chords[b]]
         out[b] = (min(cands, key=lambda k: (abs(level[k] - level[b]),
                                             len(beat_slots[b] ^ beat_slots[k]),
                                             k != planned, b - k))
