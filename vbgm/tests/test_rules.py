@@ -261,7 +261,7 @@ def test_the_planned_dominant_is_a_seventh_chord_whose_tritone_is_allowed() -> N
     for degree, symbol in enumerate(("I", "ii", None, "IV", None, "vi")):
         if symbol:  # the diatonic chords are the scale's triads
             assert harmony.chord_tones(0, symbol) == harmony.diatonic_triad(0, degree)
-    for degree, symbol in ((0, "i"), (3, "iv"), (5, "bVI"), (6, "bVII")):
+    for degree, symbol in ((0, "i"), (2, "bIII"), (3, "iv"), (5, "bVI"), (6, "bVII")):
         assert harmony.chord_tones(21, symbol) == harmony.diatonic_triad(21, degree)
     assert harmony.chord_tones(0, "bVII") == (10, 2, 5)  # Bb in C major: borrowed from C minor
     g7 = harmony.chord_tones(0, "V7")
