@@ -114,8 +114,9 @@ def test_phrase_chords_follow_the_progression_and_cadence() -> None:
     def plan(n: int, starts: list[int] | None = None, minor: bool = False) -> str:
         return " ".join(phrase_chords(n, starts or [0], minor))
 
-    assert plan(12) == "I bVII I V7 I vi IV V7 vi IV V7 I"  # period B, then V7-I at the end
-    assert plan(24).split()[16:20] == ["I", "bVII", "I", "V7"]  # A again after B
+    assert plan(12) == "I bVII I V7 I vi IV V7 I bVII V7 I"  # ... V7, I at the end
+    assert plan(32).split()[16:24] == "vi IV I V7 vi IV ii V7".split()  # A A B A
+    assert plan(40).split()[24:28] == plan(40).split()[32:36] == ["I", "bVII", "I", "V7"]
     assert plan(16, [0, 6]).split()[6:9] == ["I", "bVII", "I"]  # a section starts a period
     assert plan(4) == "I bVII I I"  # bar 2 re-plays bar 0
     assert plan(5) == "I bVII I V7 I"
@@ -123,10 +124,11 @@ def test_phrase_chords_follow_the_progression_and_cadence() -> None:
     # Where the period had V7 already, a pre-dominant comes first: ii-V7-I, not V7-V7-I.
     assert plan(6) == "I bVII I ii V7 I"
     assert plan(6, minor=True) == "i bVI i bVII V7 i"
-    assert plan(12, minor=True) == "i bVI i bVII i bVI iv V7 iv bVII V7 i"
-    assert plan(16, minor=True).split()[8:12] == ["iv", "bVII", "bIII", "bVI"]
-    periods = harmony.PHRASE_CHORDS + harmony.PHRASE_CHORDS_MINOR
+    assert plan(12, minor=True) == "i bVI i bVII i bVI iv V7 i bVI V7 i"
+    assert plan(24, minor=True).split()[16:20] == ["iv", "bVII", "bIII", "bVI"]
+    periods = [*harmony.PHRASE_CHORDS.values(), *harmony.PHRASE_CHORDS_MINOR.values()]
     assert all(len(p) == 8 and set(p) <= set(harmony.CHORDS) for p in periods)
+    assert set(harmony.SONG_FORM) == set(harmony.PHRASE_CHORDS) == set(harmony.PHRASE_CHORDS_MINOR)
 
 
 def test_match_density_prefers_a_source_asked_for_the_same_density() -> None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vbgm.harmony import PHRASE_CHORDS, PHRASE_CHORDS_MINOR
+from vbgm.harmony import PHRASE_CHORDS, PHRASE_CHORDS_MINOR, SONG_FORM
 from vbgm.song import SIXTEENTHS_PER_BAR
 
 PHRASE_BARS = 4
@@ -92,17 +92,18 @@ def plan_repeats(n_bars: int, starts: list[int], bar_level: np.ndarray | None = 
 
 def phrase_chords(n_bars: int, starts: list[int], minor: bool = False) -> tuple[str, ...]:
     """Per bar, the symbol of its chord (`harmony.CHORDS`) when a key is requested: each
-    section's 8-bar periods take `harmony.PHRASE_CHORDS` (`PHRASE_CHORDS_MINOR` in a minor key)
-    in turn, A then B then A; the song ends on a cadence: its last bar is the tonic and, from
-    five bars on, the one before it the dominant (V7), after a pre-dominant (ii in major, iv in
-    minor) where the period had the dominant already (ii-V7-I, not V7-V7-I). A shorter song keeps
-    its phrase's chords so that its bar 2 can re-play bar 0: with I-IV-V7-I the clips' recurring
-    bars fell from 30 % to 16 % (`bench_music.py`, C = 0.7, 3 seeds; three of its five clips are
-    four bars long)."""
+    section's 8-bar periods follow `harmony.PHRASE_CHORDS` (`PHRASE_CHORDS_MINOR` in a minor
+    key) in the song form A A B A (`harmony.SONG_FORM`); the song ends on a cadence: its last
+    bar is the tonic and, from five bars on, the one before it the dominant (V7), after a
+    pre-dominant (ii in major, iv in minor) where the period had the dominant already (ii-V7-I,
+    not V7-V7-I). A shorter song keeps its phrase's chords so that its bar 2 can re-play bar 0:
+    with I-IV-V7-I the clips' recurring bars fell from 30 % to 16 % (`bench_music.py`, C = 0.7,
+    3 seeds; three of its five clips are four bars long)."""
     sec = section_of(starts, n_bars)
     r = np.arange(n_bars) - np.asarray(starts, dtype=np.int64)[sec]
     periods = PHRASE_CHORDS_MINOR if minor else PHRASE_CHORDS
-    chords = [periods[(i // PERIOD_BARS) % len(periods)][i % PERIOD_BARS] for i in r]
+    form = [SONG_FORM[(i // PERIOD_BARS) % len(SONG_FORM)] for i in r]
+    chords = [periods[f][i % PERIOD_BARS] for f, i in zip(form, r)]
     if n_bars >= CADENCE_FROM_BARS:
         chords[-2] = "V7"
         if chords[-3] == "V7":
