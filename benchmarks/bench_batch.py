@@ -4,7 +4,7 @@
 The batches are the four short real clips of ../shared/data/videos (bikes, box, cup, carphone;
 4-15 s, 37 s in all), each `--copies` times under other names: 2 copies = 8 videos, 4 copies =
 16, 8 copies = 32. Each run is the whole command as a user runs it (a fresh process: imports,
-model loading, worker start-up included), best of `--repeats`. Start-up (about 1.4 s: torch's
+model loading, worker start-up included), best of `--repeats`. Start-up (about 0.9 s: torch's
 import and the model, which no second core shortens) weighs on a small batch, so the ratio of
 whole commands grows with the batch; the throughput itself is the steady rate: the seconds each
 further video adds, (t(largest batch) - t(smallest)) / (their difference in videos), per worker

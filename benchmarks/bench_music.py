@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 from vbgm.atomic import write_text_atomic
-from vbgm.controls import auto_key
+from vbgm.controls import video_auto_key
 from vbgm.evaluation import crop_song, midi_files
 from vbgm.formats import VIDEO_SUFFIXES
 from vbgm.metrics import MUSICALITY, beat_hit_rate, density_fidelity, musicality
@@ -211,8 +211,7 @@ def main() -> None:
         for name, a in analyses.items():
             controls = Controls.from_analysis(a)
             for seed in range(seeds):
-                key = (auto_key(a.brightness, [b.density for b in a.bars], seed)
-                       if args.key == "auto" else None)
+                key = video_auto_key(a, seed) if args.key == "auto" else None
                 (g,) = generate(model, controls, Request(key=key), config, seed=seed)
                 plain = " " not in label  # a run of the defaults, not an ablation
                 row = score_song(g, controls, a.tempo_bpm, track=not args.no_track and plain)

@@ -203,11 +203,11 @@ def test_pitched_notes_of_a_song_keep_their_place(real_song):
 def test_auto_key_gives_a_calm_dark_clip_minor_and_a_bright_lively_one_major(video_root):
     """`--key auto` on two real clips: vtest.avi (a still surveillance camera, people walking;
     brightness 0.47, median density class 6) and cup.mp4 (bright, 0.67, hand-held, class 11.5)."""
-    from vbgm.controls import auto_key
+    from vbgm.controls import video_auto_key
     from vbgm.video import analyze
 
     modes = {}
     for name in ("vtest.avi", "cup.mp4"):
         a = analyze(video_root / name)
-        modes[name] = harmony.is_minor(auto_key(a.brightness, [b.density for b in a.bars], 0))
+        modes[name] = harmony.is_minor(video_auto_key(a, 0))
     assert modes == {"vtest.avi": True, "cup.mp4": False}

@@ -96,6 +96,11 @@ def auto_key(brightness: float, densities: list[int], seed: int) -> int:
     return tonic + (12 if mode_score(brightness, densities) < 0 else 0)
 
 
+def video_auto_key(analysis, seed: int) -> int:
+    """`auto_key` of a `vbgm.video.VideoAnalysis`: its brightness and its bars' densities."""
+    return auto_key(analysis.brightness, [b.density for b in analysis.bars], seed)
+
+
 def auto_key_without_video(seed: int) -> int:
     """`--key auto` for music without a video (`vbgm compose`): a major key (nothing to read a
     mood from), its tonic from the seed."""

@@ -583,11 +583,11 @@ def video_values(videos: Sequence[Path], model, controls_c: Sequence[float], sam
     `stats`: the model's corpus statistics (`vbgm.pipeline.load_model_and_stats`; None = the
     shipped ones). request: genre, instruments and key (default: none asked); auto_key: a
     request without a key gets the video's, as `vbgm generate --key auto` picks it
-    (`controls.auto_key`).
+    (`controls.video_auto_key`).
     """
     from tqdm import tqdm
 
-    from vbgm.controls import auto_key as video_key
+    from vbgm.controls import video_auto_key
     from vbgm.sampling import Controls, Request, SamplingConfig, generate
     from vbgm.video import analyze
 
@@ -605,8 +605,7 @@ def video_values(videos: Sequence[Path], model, controls_c: Sequence[float], sam
         controls = Controls.from_analysis(analysis)
         asked = request
         if auto_key and request.key is None:  # this video's key, as `generate` picks it
-            asked = replace(request, key=video_key(analysis.brightness,
-                                                   [b.density for b in analysis.bars], seed))
+            asked = replace(request, key=video_auto_key(analysis, seed))
         for c in controls_c:
             gens = generate(model, controls, asked, SamplingConfig(control=c),
                             candidates=samples, seed=seed, stats=stats)

@@ -20,8 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from vbgm import corpus_stats
-from vbgm.controls import auto_key as choose_key
-from vbgm.controls import describe_mode
+from vbgm.controls import describe_mode, video_auto_key
 from vbgm.corpus_stats import CorpusStats
 from vbgm.duck import DuckConfig
 from vbgm.errors import VbgmError
@@ -228,7 +227,7 @@ def score_video(video: Path, out: Outputs, model: CMT, request: Request = Reques
     stats: the model's corpus statistics (`load_model_and_stats`; None = the shipped ones).
     force: replace existing outputs (else VbgmError "already exists", checked again at write time).
     warn: where one-line warnings go (None: stderr).
-    auto_key: when the request names no key, pick one from the video (`controls.auto_key`).
+    auto_key: when the request names no key, pick one from the video (`controls.video_auto_key`).
     duck: with keep_audio, lower the music under the video's loud sound (`vbgm.duck`); the
         curve is drawn on the plot and summarised in the analysis JSON.
     loop: loopable music spanning the video (`vbgm.loop`); the WAV is the seamless loop.
@@ -262,8 +261,8 @@ def score_video(video: Path, out: Outputs, model: CMT, request: Request = Reques
             f"({len(analysis.cuts)} cuts) [{timings['analyze']:.1f} s{ahead}]")
         controls = Controls.from_analysis(analysis)
         if auto_key and request.key is None:
+            request = replace(request, key=video_auto_key(analysis, seed))
             dens = [b.density for b in analysis.bars]
-            request = replace(request, key=choose_key(analysis.brightness, dens, seed))
             log(f"  key {key_name(request.key)}: {describe_mode(analysis.brightness, dens)}")
         music = compose(model, controls, analysis.tempo_bpm, request, config, candidates, seed,
                         progress=progress, stats=stats, loop=loop)
