@@ -172,6 +172,30 @@ def summarise(rows: list[dict[str, float]]) -> dict[str, float]:
             else math.nan for k in keys}
 
 
+def standard_errors(rows: list[dict[str, float]]) -> dict[str, float]:
+    """Per measurement, the standard error of its mean over the songs (NaN below two values):
+    how far the mean may move with other random draws (another seed, or another CPU whose
+    rounding turns one draw differently)."""
+    out = {}
+    for k in rows[0]:
+        v = np.array([r[k] for r in rows], dtype=np.float64)
+        v = v[np.isfinite(v)]
+        out[k] = float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else math.nan
+    return out
+
+
+def near_bounds(mean: dict[str, float], se: dict[str, float], lo: dict[str, float],
+                hi: dict[str, float], z: float = 2.0) -> list[str]:
+    """The measurements whose mean lies within `z` standard errors of a bound of the real
+    range: inside or outside by less than the draws' noise."""
+    out = []
+    for k, header in MUSICALITY:
+        for bound, sign in ((lo[k], "≥"), (hi[k], "≤")):
+            if abs(mean[k] - bound) < z * se[k]:
+                out.append(f"{header} {mean[k]:.3f} ± {se[k]:.3f} ({sign} {bound:.3f})")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="1 seed, 20 real songs per folder")
@@ -205,6 +229,7 @@ def main() -> None:
             runs[f"C=0.7 {name}"] = SamplingConfig(control=0.7,
                                                            rules=replace(Rules(), **change))
     results: dict[str, dict] = {}
+    errors: dict[str, dict] = {}
     per_clip: dict[str, dict] = {}
     for label, config in runs.items():
         rows = []
@@ -218,6 +243,7 @@ def main() -> None:
                 per_clip.setdefault(label, {}).setdefault(name, []).append(row)
                 rows.append(row)
         results[label] = summarise(rows)
+        errors[label] = standard_errors(rows)
         print(f"{label}: {len(rows)} songs [{time.perf_counter() - t0:.0f} s]", flush=True)
 
     # The table: real ranges, then every run; * marks a value inside the length-matched range,
@@ -247,6 +273,9 @@ def main() -> None:
                                                                 for x in labels))
     print(f"{'inside, whole songs (+)':28} {'':35} " + " ".join(f"{inside_whole[x]:>8} / 14"
                                                                 for x in labels))
+    for label in labels:
+        near = near_bounds(results[label], errors[label], lo, hi)
+        print(f"{label}: within 2 standard errors of a bound: {'; '.join(near) or 'none'}")
     demo = demo_cut_distances(model, [c for c in args.control if c >= 0.7], seeds)
     print(f"{'demo clip: worst cut distance':28} {'':35} "
           + " ".join(f"{demo.get(x, math.nan):12.3f}" for x in labels))
@@ -278,7 +307,7 @@ def main() -> None:
     out = {"name": "music", "figures": figs, "real_clip_length": real, "real_whole": whole,
            "real_range": {k: [lo[k], hi[k]] for k, _ in MUSICALITY},
            "real_range_whole": {k: [whole_lo[k], whole_hi[k]] for k, _ in MUSICALITY},
-           "runs": results, "worst_clip_empty_beat_rate": empty_worst,
+           "runs": results, "standard_errors": errors, "worst_clip_empty_beat_rate": empty_worst,
            "demo_worst_cut_distance_16ths": demo,
            "per_clip": {x: {clip: summarise(rows) for clip, rows in clips.items()}
                         for x, clips in per_clip.items()},

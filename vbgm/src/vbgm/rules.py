@@ -64,6 +64,7 @@ KICKS, CRASHES = (36, 35), (49, 57)  # General MIDI keys, the preferred one firs
 # Pitches a key is inferred from before the harmony rule starts (when no key is requested).
 KEY_AFTER_NOTES = 6
 LONG_NOTE = 8  # sixteenths: a held note (`restrike_bias`)
+COLOR_PULL = 2.0  # logits against a chromatic tone beyond a song's first `Rules.colors`
 BASS_BELOW = 60  # the bass stays below middle C, as real bass lines do (1 % of their notes above)
 BASS_ROOT_BELOW = 48  # and a root on a beat below C3 (real bass lines' median is near D2)
 LOW_VOICE_BELOW = 48  # below C3 another instrument plays the bass's part: its chord's root or fifth
@@ -127,6 +128,12 @@ class Rules:
         songs (6 clips x 3 seeds, C = 0.7) 11 % of such long top notes were struck again, real
         excerpts 2-8 %; with 1.5, 3 % (0.75: 8 %). Its cost: Table 1 at C = 0 over 3 x 60 songs,
         structureness -6.9 -> -10.9 % and grooving similarity +9.4 -> +10.2 % of the data's.
+    colors: with a requested key, how many pitch classes outside the key's scale and the bar's
+        chord (chromatic passing and neighbour tones) a song may sound: the first it plays;
+        others are pulled away by `COLOR_PULL` logits (`color_bias`; 0 = off). Real excerpts
+        of the clips' length use 7-8 pitch classes, their few chromatic tones recurring; with
+        free passing tones the clips' songs used 8.6 (C = 0.7) to 8.8 (C = 1), a stray Eb,
+        C# or Ab in a quarter to a half of the major songs.
     repeat_share, groove_share: at C = 0, the share of the planned re-played bars and of the
         bars keeping the section's groove that do so (`structure.thin`, drawn per bar; the
         others are the model's own); at control degree C, share + (1 - share) * C, so the form
@@ -156,6 +163,7 @@ class Rules:
     third: float = 2.0
     key_keep: float = 2.0
     restrike: float = 1.5
+    colors: int = 2
     repeat_share: float = 0.8
     groove_share: float = 0.2
 
@@ -266,6 +274,7 @@ class State:
     bars: dict[int, list[Group]] = field(default_factory=dict)
     done: bool = False
     n_forced_beats: int = 0
+    colors: list[int] = field(default_factory=list)  # chromatic pitch classes sounded so far
 
 
 def make_row(plan: Plan, barbeat: int, typ: int, density: int, pitch: int, duration: int,
@@ -572,7 +581,8 @@ def pitch_bias(state: State, plan: Plan) -> np.ndarray | None:
     w, c = plan.rules.harmony, plan.rules.chord
     if plan.key is not None:  # a requested key pulls by its own profile (`key_pull`)
         w, c = 0.0, max(c, plan.rules.key_chord_pull)
-    voicing = _added(voicing_bias(state, plan), restrike_bias(state, plan))
+    voicing = _added(_added(voicing_bias(state, plan), restrike_bias(state, plan)),
+                     color_bias(state, plan))
     if not _pulls(plan) or state.instr == DRUMS or state.key is None:
         return voicing
     strong = state.slot % 4 == 0
@@ -634,6 +644,29 @@ def restrike_bias(state: State, plan: Plan) -> np.ndarray | None:
         return None
     bias = np.zeros(vocab.N_CLASSES[vocab.PITCH])
     bias[value] = -plan.rules.restrike
+    return bias
+
+
+def chromatic(state: State, pitch_class: int) -> bool:
+    """Whether a pitch class lies outside the key's scale and the bar's chord (a bar's chord
+    may borrow a tone from outside the scale: bVII's flat seventh is not chromatic there)."""
+    if state.key is None:
+        return False
+    return not (harmony.scale_mask(state.key)[pitch_class]
+                or (state.chord is not None and pitch_class in state.chord))
+
+
+def color_bias(state: State, plan: Plan) -> np.ndarray | None:
+    """Pitch logits (129,) against a chromatic tone (`chromatic`) other than the song's first
+    `Rules.colors` ones, once it has sounded that many, with a requested key: its chromatic
+    tones recur, as real songs' do, rather than every semitone turning up once."""
+    if (plan.rules.colors <= 0 or plan.key is None or state.instr == DRUMS or state.key is None
+            or len(state.colors) < plan.rules.colors):
+        return None
+    stray = ~harmony.scale_mask(state.key)
+    stray[list(state.chord or ()) + state.colors] = False
+    bias = np.where(stray[_PC], -COLOR_PULL, 0.0)
+    bias[0] = 0.0
     return bias
 
 
@@ -759,6 +792,10 @@ def _accept_note(state: State, plan: Plan, value: int, duration: int) -> np.ndar
     state.group_pitches.append(value)
     state.bars[state.bar][-1].notes.append((value, duration))
     if state.instr != DRUMS:
+        pc = (value - 1) % 12
+        if (plan.key is not None and len(state.colors) < plan.rules.colors
+                and pc not in state.colors and chromatic(state, pc)):
+            state.colors.append(pc)
         _update_harmony(state, value - 1, duration - 1)
     i = state.bar * SIXTEENTHS_PER_BAR + state.slot
     return make_row(plan, 0, vocab.TYPE_NOTE, 0, value, duration, state.instr, 0, i)
