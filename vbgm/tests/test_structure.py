@@ -123,8 +123,8 @@ def test_phrase_chords_follow_the_progression_and_cadence() -> None:
     assert plan(7) == "I bVII I V7 I V7 I"  # not ... I-vi-I
     # Where the period had V7 already, a pre-dominant comes first: ii-V7-I, not V7-V7-I.
     assert plan(6) == "I bVII I ii V7 I"
-    assert plan(6, minor=True) == "i bVI i bVII V7 i"
-    assert plan(12, minor=True) == "i bVI i bVII i bVI iv V7 i bVI V7 i"
+    assert plan(6, minor=True) == "i bVII i iv V7 i"  # not v-V7
+    assert plan(12, minor=True) == "i bVII i v i bVI bVII V7 i bVII V7 i"
     assert plan(24, minor=True).split()[16:20] == ["iv", "bVII", "bIII", "bVI"]
     periods = [*harmony.PHRASE_CHORDS.values(), *harmony.PHRASE_CHORDS_MINOR.values()]
     assert all(len(p) == 8 and set(p) <= set(harmony.CHORDS) for p in periods)

@@ -96,9 +96,9 @@ def phrase_chords(n_bars: int, starts: list[int], minor: bool = False) -> tuple[
     key) in the song form A A B A (`harmony.SONG_FORM`); the song ends on a cadence: its last
     bar is the tonic and, from five bars on, the one before it the dominant (V7), after a
     pre-dominant (ii in major, iv in minor) where the period had the dominant already (ii-V7-I,
-    not V7-V7-I). A shorter song keeps its phrase's chords so that its bar 2 can re-play bar 0:
-    with I-IV-V7-I the clips' recurring bars fell from 30 % to 16 % (`bench_music.py`, C = 0.7,
-    3 seeds; three of its five clips are four bars long)."""
+    not V7-V7-I or v-V7-i). A shorter song keeps its phrase's chords so that its bar 2 can
+    re-play bar 0: with I-IV-V7-I the clips' recurring bars fell from 30 % to 16 %
+    (`bench_music.py`, C = 0.7, 3 seeds; three of its five clips are four bars long)."""
     sec = section_of(starts, n_bars)
     r = np.arange(n_bars) - np.asarray(starts, dtype=np.int64)[sec]
     periods = PHRASE_CHORDS_MINOR if minor else PHRASE_CHORDS
@@ -106,7 +106,7 @@ def phrase_chords(n_bars: int, starts: list[int], minor: bool = False) -> tuple[
     chords = [periods[f][i % PERIOD_BARS] for f, i in zip(form, r)]
     if n_bars >= CADENCE_FROM_BARS:
         chords[-2] = "V7"
-        if chords[-3] == "V7":
+        if chords[-3] in ("V7", "v"):  # not the dominant twice
             chords[-3] = "iv" if minor else "ii"
     chords[-1] = "i" if minor else "I"
     return tuple(chords)
