@@ -12,7 +12,10 @@ the clips like the generated songs). Several measurements grow with length (pitc
 classes used, pitch-class entropy, bar repetition: a 4-bar excerpt of a real song uses 7-8 pitch
 classes, the whole song 9-11), so the length-matched excerpts are the fair reference for music
 of a clip's length; both are printed. A generated mean counts as "inside" when it lies within
-the range of the four folders' means.
+the range of the four folders' means. Each run also lists the measurements whose mean lies
+within two standard errors (over its songs) of a bound: with 30 songs that is most of them, and
+the same code run on another CPU draws other songs, so a count of 11 or 12 of 14 is not a
+verdict on its own.
 
 The cut criterion (every cut within one beat of a section boundary) is also measured on the
 demo clip (`vbgm.demo_video`: 30 s, three scenes, two cuts), since the real clips' only cuts
