@@ -14,7 +14,7 @@ classes, the whole song 9-11), so the length-matched excerpts are the fair refer
 of a clip's length; both are printed. A generated mean counts as "inside" when it lies within
 the range of the four folders' means. Each run also lists the measurements whose mean lies
 within two standard errors (over its songs) of a bound: with 30 songs that is most of them, and
-the same code run on another CPU draws other songs, so a count of 11 or 12 of 14 is not a
+the same code run on another machine drew other songs, so a count of 11 or 12 of 14 is not a
 verdict on its own.
 
 The cut criterion (every cut within one beat of a section boundary) is also measured on the

@@ -172,7 +172,7 @@ def chord_tones(key: int, symbol: str) -> tuple[int, ...]:
 #   natural minor's own chords answer the tonic: bVII, and the minor v as a half cadence. With
 #   i-bVI-i-bVII | i-bVI-iv-V7 (bVI and iv hold the tonic too) the tonic sounded in six bars of
 #   eight and the 30-bar minor clip was clearer in key than any real folder's excerpts of its
-#   length (0.93 vs 0.77-0.86 at C = 0.7; now 0.82), at a cost: the key found in 90 % of minor
+#   length (0.93 vs 0.77-0.86 at C = 0.7; now 0.825), at a cost: the key found in 90 % of minor
 #   songs instead of 95 % (120 songs of `bench_keys.py`, 4 seeds; 93 % of the minor songs over
 #   8 seeds). i-bVI-i-bVII had been chosen
 #   over i-iv-i-bVII for its key (88.9 vs 85.6 % of 90 songs, before the key correction). A

@@ -581,7 +581,7 @@ def pitch_bias(state: State, plan: Plan) -> np.ndarray | None:
     w, c = plan.rules.harmony, plan.rules.chord
     if plan.key is not None:  # a requested key pulls by its own profile (`key_pull`)
         w, c = 0.0, max(c, plan.rules.key_chord_pull)
-    voicing = _added(_added(voicing_bias(state, plan), restrike_bias(state, plan)),
+    voicing = _added(voicing_bias(state, plan), restrike_bias(state, plan),
                      color_bias(state, plan))
     if not _pulls(plan) or state.instr == DRUMS or state.key is None:
         return voicing
@@ -608,11 +608,10 @@ def pitch_bias(state: State, plan: Plan) -> np.ndarray | None:
     return bias
 
 
-def _added(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
-    """The sum of two optional biases (None when both are)."""
-    if a is None or b is None:
-        return b if a is None else a
-    return a + b
+def _added(*biases: np.ndarray | None) -> np.ndarray | None:
+    """The sum of optional biases (None when all are)."""
+    present = [b for b in biases if b is not None]
+    return sum(present[1:], present[0]) if present else None
 
 
 def _previous_group(state: State) -> Group | None:
@@ -647,13 +646,15 @@ def restrike_bias(state: State, plan: Plan) -> np.ndarray | None:
     return bias
 
 
-def chromatic(state: State, pitch_class: int) -> bool:
-    """Whether a pitch class lies outside the key's scale and the bar's chord (a bar's chord
-    may borrow a tone from outside the scale: bVII's flat seventh is not chromatic there)."""
+def chromatic(state: State) -> np.ndarray:
+    """Boolean (12,): the pitch classes outside the key's scale and the bar's chord (a bar's
+    chord may borrow a tone from outside the scale: bVII's flat seventh is not chromatic
+    there); none without a key."""
     if state.key is None:
-        return False
-    return not (harmony.scale_mask(state.key)[pitch_class]
-                or (state.chord is not None and pitch_class in state.chord))
+        return np.zeros(12, dtype=bool)
+    out = ~harmony.scale_mask(state.key)
+    out[list(state.chord or ())] = False
+    return out
 
 
 def color_bias(state: State, plan: Plan) -> np.ndarray | None:
@@ -663,8 +664,8 @@ def color_bias(state: State, plan: Plan) -> np.ndarray | None:
     if (plan.rules.colors <= 0 or plan.key is None or state.instr == DRUMS or state.key is None
             or len(state.colors) < plan.rules.colors):
         return None
-    stray = ~harmony.scale_mask(state.key)
-    stray[list(state.chord or ()) + state.colors] = False
+    stray = chromatic(state)
+    stray[state.colors] = False
     bias = np.where(stray[_PC], -COLOR_PULL, 0.0)
     bias[0] = 0.0
     return bias
@@ -794,7 +795,7 @@ def _accept_note(state: State, plan: Plan, value: int, duration: int) -> np.ndar
     if state.instr != DRUMS:
         pc = (value - 1) % 12
         if (plan.key is not None and len(state.colors) < plan.rules.colors
-                and pc not in state.colors and chromatic(state, pc)):
+                and pc not in state.colors and chromatic(state)[pc]):
             state.colors.append(pc)
         _update_harmony(state, value - 1, duration - 1)
     i = state.bar * SIXTEENTHS_PER_BAR + state.slot
