@@ -11,11 +11,15 @@ clip, every real song from bar 8 on, cut to the clip's length in sixteenths; the
 the clips like the generated songs). Several measurements grow with length (pitch range, pitch
 classes used, pitch-class entropy, bar repetition: a 4-bar excerpt of a real song uses 7-8 pitch
 classes, the whole song 9-11), so the length-matched excerpts are the fair reference for music
-of a clip's length; both are printed. A generated mean counts as "inside" when it lies within
-the range of the four folders' means. Each run also lists the measurements whose mean lies
-within two standard errors (over its songs) of a bound: with 30 songs that is most of them, and
-the same code run on another machine drew other songs, so a count of 11 or 12 of 14 is not a
-verdict on its own.
+of a clip's length; both are printed. A generated mean counts when it lies within the range of
+the four folders' means, or beyond it on the side the issue asks for (`GOOD_SIDE`: e.g. fewer
+bass notes above middle C, more recurring bars). Each run also lists the measurements whose mean
+lies within two standard errors (over its songs) of a bound: with 30 songs that is most of them,
+and the same code run on another machine drew other songs, so a count of 11 or 12 of 14 is not
+a verdict on its own.
+
+At C = 0.7 and 1 the issue's "Done when" checks are printed one per line (✓ / ✗) and kept in the
+JSON ("done_when").
 
 The cut criterion (every cut within one beat of a section boundary) is also measured on the
 demo clip (`vbgm.demo_video`: 30 s, three scenes, two cuts), since the real clips' only cuts
@@ -67,6 +71,52 @@ ABLATIONS = {"without registers": {"registers": False},
              "without beat_coverage": {"beat_coverage": False},
              "without repeats": {"repeats": False}, "without density_floor": {"density_floor": 1},
              "with chord pull 1.5": {"chord": 1.5}, "with scale pull 1": {"harmony": 1.0}}
+
+
+# Measurements where music beyond the real range is better, not worse (the issue's one-sided
+# targets): fewer bass notes above middle C, more drums on the GM kit, fewer empty beats and
+# dissonant pairs, more recurring bars (real whole songs recur 55-73 %; excerpts as short as
+# the clips cut their phrases, so 15-31 %: the issue asks for >= 40 %).
+GOOD_SIDE = {"bass_high_share": -1, "drum_kit_share": 1, "empty_beat_rate": -1,
+             "dissonance_rate": -1, "bar_repetition": 1}
+
+
+def counts(value: float, key: str, lo: float, hi: float) -> bool:
+    """Whether a generated mean counts towards the 12 of 14: inside the real range, or beyond
+    it on its good side (`GOOD_SIDE`)."""
+    side = GOOD_SIDE.get(key, 0)
+    return lo <= value <= hi or (side < 0 and value < lo) or (side > 0 and value > hi)
+
+
+def done_when(run: dict[str, float], counted: int, lo: dict, hi: dict, real_dissonance: float,
+              empty_worst: float, cut_worst: float, control: float) -> list[tuple[str, bool]]:
+    """The issue's "Done when" checks for one run at control degree `control` (C = 0.7 and 1):
+    (what, whether it holds)."""
+    out = [(f"{counted} of 14 measurements count (>= 12)", counted >= 12),
+           (f"bass above C4 {run['bass_high_share']:.1%} (<= 5 %)",
+            run["bass_high_share"] <= 0.05),
+           (f"drums on GM keys {run['drum_kit_share']:.1%} (>= 98 %)",
+            run["drum_kit_share"] >= 0.98),
+           (f"empty-beat rate, worst clip {empty_worst:.1%} (<= 3 %)", empty_worst <= 0.03),
+           (f"bar repetition {run['bar_repetition']:.1%} (>= 40 %)",
+            run["bar_repetition"] >= 0.40),
+           (f"dissonant pairs {run['dissonance_rate']:.1%} (<= 1.3 x real "
+            f"{real_dissonance:.1%})", run["dissonance_rate"] <= 1.3 * real_dissonance),
+           (f"polyphony {run['polyphony']:.2f} (real {lo['polyphony']:.2f}-"
+            f"{hi['polyphony']:.2f})", lo["polyphony"] <= run["polyphony"] <= hi["polyphony"]),
+           (f"worst cut to a section boundary, demo clip: {cut_worst:g} sixteenths (<= 4)",
+            cut_worst <= 4)]
+    if "tempo_found" in run:
+        out.append((f"tempo found on {run['tempo_found']:.0%} of songs (>= 90 %)",
+                     run["tempo_found"] >= 0.9))
+    if control >= 1.0:
+        out += [(f"density fidelity {run['density_fidelity']:.3f} (>= 0.95)",
+                 run["density_fidelity"] >= 0.95),
+                (f"beat hit rate {run['beat_hit_rate']:.3f} (>= 0.95)",
+                 run["beat_hit_rate"] >= 0.95),
+                (f"length error {run['length_error_16ths']:g} sixteenths (<= 1)",
+                 run["length_error_16ths"] <= 1)]
+    return out
 
 
 def real_songs(limit: int | None) -> dict[str, list[Song]]:
@@ -249,8 +299,8 @@ def main() -> None:
         errors[label] = standard_errors(rows)
         print(f"{label}: {len(rows)} songs [{time.perf_counter() - t0:.0f} s]", flush=True)
 
-    # The table: real ranges, then every run; * marks a value inside the length-matched range,
-    # + one inside the whole-song range.
+    # The table: real ranges, then every run; * marks a value that counts (inside the
+    # length-matched range, or beyond it on its good side), + one inside the whole-song range.
     labels = list(results)
     print(f"\n{'measurement':28} {'real, clip length':>17} {'real, whole songs':>17} "
           + " ".join(f"{x:>13}" for x in labels))
@@ -260,7 +310,7 @@ def main() -> None:
         cells = []
         for label in labels:
             v = results[label][k]
-            ok = lo[k] <= v <= hi[k]
+            ok = counts(v, k, lo[k], hi[k])
             ok_whole = whole_lo[k] <= v <= whole_hi[k]
             inside[label] = inside.get(label, 0) + ok
             inside_whole[label] = inside_whole.get(label, 0) + ok_whole
@@ -272,8 +322,8 @@ def main() -> None:
         if k in results[labels[0]]:
             print(f"{k:28} {'':35} " + " ".join(f"{results[x].get(k, math.nan):12.3f}"
                                                   for x in labels))
-    print(f"{'inside, clip length (*)':28} {'':35} " + " ".join(f"{inside[x]:>8} / 14"
-                                                                for x in labels))
+    print(f"{'counted, clip length (*)':28} {'':35} " + " ".join(f"{inside[x]:>8} / 14"
+                                                                 for x in labels))
     print(f"{'inside, whole songs (+)':28} {'':35} " + " ".join(f"{inside_whole[x]:>8} / 14"
                                                                 for x in labels))
     for label in labels:
@@ -287,12 +337,23 @@ def main() -> None:
     print(f"{'worst clip empty-beat rate':28} {'':35} " + " ".join(f"{empty_worst[x]:12.3f}"
                                                                  for x in labels))
 
+    real_dissonance = float(np.mean([real[f]["dissonance_rate"] for f in REAL_FOLDERS]))
+    checks = {}
+    for label in labels:
+        control = runs[label].control
+        if control >= 0.7 and " " not in label:
+            checks[label] = done_when(results[label], inside[label], lo, hi, real_dissonance,
+                                      empty_worst[label], demo.get(label, math.nan), control)
+            print(f"\n{label}: the issue's checks")
+            for what, ok in checks[label]:
+                print(f"  {'✓' if ok else '✗'} {what}")
+
     note = (f"{len(clips)} clips x {seeds} seed(s), shipped model; real range = min..max of "
             f"the means of {', '.join(REAL_FOLDERS)}")
     figs = []
     for label in labels:
-        figs.append({"metric": f"music {label}: measurements inside the real range "
-                               "(length-matched excerpts)",
+        figs.append({"metric": f"music {label}: measurements that count (inside the real "
+                               "range of length-matched excerpts, or beyond it on the good side)",
                      "value": inside[label], "unit": "of 14", "note": note})
         figs.append({"metric": f"music {label}: measurements inside the real range "
                                "(whole songs)",
@@ -312,6 +373,8 @@ def main() -> None:
            "real_range_whole": {k: [whole_lo[k], whole_hi[k]] for k, _ in MUSICALITY},
            "runs": results, "standard_errors": errors, "worst_clip_empty_beat_rate": empty_worst,
            "demo_worst_cut_distance_16ths": demo,
+           "done_when": {x: [{"check": what, "holds": ok} for what, ok in c]
+                         for x, c in checks.items()},
            "per_clip": {x: {clip: summarise(rows) for clip, rows in clips.items()}
                         for x, clips in per_clip.items()},
            "seconds": round(time.perf_counter() - t0, 1)}

@@ -189,6 +189,18 @@ def test_fit_slots_drops_the_weakest_source_slots_first():
     assert fit_slots([5, 6, 7], want=1, required=[])[1] == 6
 
 
+def test_fit_slots_with_weights_drops_the_lightest_source_slots_first():
+    slots = [0, 2, 4, 8, 12, 14]  # metrical weights 5, 2, 3, 4, 3, 2
+    # By metre alone 14 goes first (2 and 14 weigh the same, the earlier slot stays) ...
+    assert fit_slots(slots, want=5, required=[]) == [0, 2, 4, 8, 12]
+    # ... by notes the lone hi-hat on 2 goes, and the chord on 14 stays.
+    notes = {0: 4, 2: 1, 4: 3, 8: 4, 12: 3, 14: 3}
+    assert fit_slots(slots, want=5, required=[], weights=notes) == [0, 4, 8, 12, 14]
+    # A quarter is still covered by the source's heaviest slot in it, then by metre.
+    assert fit_slots([5, 6], want=1, required=[], weights={5: 3, 6: 1})[1] == 5
+    assert fit_slots([5, 6], want=1, required=[], weights={5: 1, 6: 1})[1] == 6
+
+
 def test_fit_slots_adds_the_strongest_free_slots_when_short():
     out = fit_slots([0], want=6, required=[])
     assert len(out) == 6
@@ -229,6 +241,20 @@ def test_replay_groups_keeps_and_copies_groups():
     # Nothing after last_slot; no source groups, nothing to copy.
     assert all(g.slot <= 5 for g in replay_groups([drum, chord], [0, 4, 8], last_slot=5))
     assert replay_groups([], [0, 4], last_slot=15) == []
+
+
+def test_replay_groups_lightest_copies_one_group_to_a_new_slot():
+    drum = Group(0, 1, [(37, 1), (43, 1)])
+    bass = Group(0, 4, [(41, 4)])
+    chord = Group(8, 2, [(61, 8), (65, 8)])
+    out = replay_groups([drum, bass, chord], [0, 2, 8, 10], last_slot=15, lightest=True)
+    by_slot = {s: [(g.instrument, g.notes) for g in out if g.slot == s] for s in (0, 2, 8, 10)}
+    assert by_slot[0] == [(1, [(37, 1), (43, 1)]), (4, [(41, 4)])]  # kept whole
+    assert by_slot[2] == [(4, [(41, 4)])]  # the bass note, not the whole beat
+    assert by_slot[10] == by_slot[8]  # the only group there
+    # On a tie in notes, the lower instrument (the drums before the bass).
+    tied = replay_groups([Group(0, 4, [(41, 4)]), Group(0, 1, [(37, 1)])], [4], 15, lightest=True)
+    assert [(g.slot, g.instrument) for g in tied] == [(4, 1)]
 
 
 def test_thin_keeps_a_share_of_the_links_and_nothing_else() -> None:

@@ -900,6 +900,15 @@ def _accents(groups: list[Group], beats: list[tuple[int, int]], plan: Plan) -> l
     return sorted(out, key=lambda g: (g.slot, g.instrument))
 
 
+def _notes_per_slot(groups: list[Group]) -> dict[int, int]:
+    """How many notes a bar's groups play on each of its slots (`structure.fit_slots`'s
+    weights)."""
+    out: dict[int, int] = {}
+    for g in groups:
+        out[g.slot] = out.get(g.slot, 0) + len(g.notes)
+    return out
+
+
 def _groove_bar(state: State, plan: Plan, groove: int) -> tuple[list[Group], list[int]]:
     """This bar's rhythm as (drum hits, other onset slots): the groove bar's onset slots, fitted
     to this bar's density when it is controlled (weakest slots dropped first, strongest free ones
@@ -911,7 +920,9 @@ def _groove_bar(state: State, plan: Plan, groove: int) -> tuple[list[Group], lis
     source = state.bars[groove]
     rhythm = sorted({g.slot for g in source})
     want = state.slots_left if plan.density[state.bar] > 0 else sum(s <= last for s in rhythm)
-    slots = fit_slots(rhythm, want, [s for s, _ in beats], last)
+    # Fitted as a re-played bar of the same source is (`_replay_rows`): the bars of a section
+    # then share their slots, dropping or adding the same ones as their densities differ.
+    slots = fit_slots(rhythm, want, [s for s, _ in beats], last, _notes_per_slot(source))
     drums = [g for g in source if g.instrument == DRUMS]
     drum_slots = {g.slot for g in drums} | {s for s, _ in beats}
     hits = replay_groups(drums, [s for s in slots if s in drum_slots], last)
@@ -993,8 +1004,8 @@ def _replay_rows(state: State, plan: Plan, source: int) -> list[np.ndarray]:
     last = plan.last_slot(state.bar)
     want = (bar_share(int(plan.density[state.bar]) - 1, last + 1)
             if plan.density[state.bar] > 0 and not same else sum(s <= last for s in used))
-    slots = fit_slots(used, want, required, last)
-    out = replay_groups(groups, slots, last)
+    slots = fit_slots(used, want, required, last, _notes_per_slot(groups))
+    out = replay_groups(groups, slots, last, lightest=True)
     if DRUMS in plan.rhythm and plan.rules.drum_accents:
         out = _accents(out, beats_here, plan)
     else:  # each visual beat gets a rhythm instrument's chord from the bar, if it has one

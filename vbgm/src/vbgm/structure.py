@@ -199,32 +199,43 @@ def bar_share(onsets: int, length: int) -> int:
 
 
 def fit_slots(slots: list[int], want: int, required: list[int],
-              last_slot: int = SIXTEENTHS_PER_BAR - 1) -> list[int]:
+              last_slot: int = SIXTEENTHS_PER_BAR - 1,
+              weights: dict[int, int] | None = None) -> list[int]:
     """Choose about `want` onset slots up to `last_slot` for a re-played bar whose source used
     `slots`: the `required` ones (visual beats), then one in every quarter note (the source's
     strongest there, which is the beat itself when the source has it, else the beat: no beat
     goes without an onset), then the source's other slots by metrical weight, then the strongest
-    free slots while still short."""
-    def strongest(cands: list[int]) -> list[int]:
-        return sorted(cands, key=lambda s: (-SLOT_WEIGHT[s], s))
+    free slots while still short.
+
+    weights: notes the source plays on each of its slots; given, the source's slots with the
+    most notes go first (then by metrical weight): a bar asked for fewer onsets drops a lone
+    hi-hat before a chord, so that it still sounds as the bar it re-plays."""
+    def metrical(s: int) -> tuple[int, int]:
+        return -SLOT_WEIGHT[s], s
+
+    def heaviest(s: int) -> tuple[int, int, int]:
+        return (-(weights or {}).get(s, 0),) + metrical(s)
 
     keep = {s for s in required if s <= last_slot}
     for q in range(0, last_slot + 1, 4):
         if not any(q <= k < q + 4 for k in keep):
             here = [s for s in slots if q <= s < q + 4 and s <= last_slot]
-            keep.add(strongest(here)[0] if here else q)
-    for pool in (slots, range(last_slot + 1)):
-        for s in strongest([s for s in set(pool) if s <= last_slot and s not in keep]):
+            keep.add(min(here, key=heaviest) if here else q)
+    for pool, order in ((slots, heaviest), (range(last_slot + 1), metrical)):
+        for s in sorted({s for s in pool if s <= last_slot and s not in keep}, key=order):
             if len(keep) >= want:
                 break
             keep.add(s)
     return sorted(keep)
 
 
-def replay_groups(groups: list[Group], slots: list[int], last_slot: int) -> list[Group]:
+def replay_groups(groups: list[Group], slots: list[int], last_slot: int,
+                  lightest: bool = False) -> list[Group]:
     """The groups of a re-played bar on the chosen `slots` (none after `last_slot`): a slot the
     source bar used keeps its groups; a new slot gets a copy of the groups at the nearest slot the
-    source used (earlier first): the same chord or drum hit, moved."""
+    source used (earlier first): the same chord or drum hit, moved. With `lightest`, only the
+    one of them with the fewest notes (the lower instrument on a tie): an added onset is a
+    variation (a hi-hat, a bass note), not a second copy of the whole beat."""
     by_slot: dict[int, list[Group]] = {}
     for g in groups:
         by_slot.setdefault(g.slot, []).append(g)
@@ -236,6 +247,8 @@ def replay_groups(groups: list[Group], slots: list[int], last_slot: int) -> list
         if s in by_slot:
             out.extend(by_slot[s])
         elif used:
-            near = min(used, key=lambda u: (abs(u - s), u > s))
-            out.extend(Group(s, g.instrument, g.notes) for g in by_slot[near])
+            near = by_slot[min(used, key=lambda u: (abs(u - s), u > s))]
+            if lightest:
+                near = [min(near, key=lambda g: (len(g.notes), g.instrument))]
+            out.extend(Group(s, g.instrument, g.notes) for g in near)
     return out
