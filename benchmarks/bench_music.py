@@ -240,11 +240,13 @@ def standard_errors(rows: list[dict[str, float]]) -> dict[str, float]:
 def near_bounds(mean: dict[str, float], se: dict[str, float], lo: dict[str, float],
                 hi: dict[str, float], z: float = 2.0) -> list[str]:
     """The measurements whose mean lies within `z` standard errors of a bound of the real
-    range: inside or outside by less than the draws' noise."""
+    range that matters (not the one beyond which is `GOOD_SIDE`): inside or outside by less
+    than the draws' noise."""
     out = []
     for k, header in MUSICALITY:
         for bound, sign in ((lo[k], "≥"), (hi[k], "≤")):
-            if abs(mean[k] - bound) < z * se[k]:
+            beyond_is_good = GOOD_SIDE.get(k, 0) == (1 if sign == "≤" else -1)
+            if abs(mean[k] - bound) < z * se[k] and not beyond_is_good:
                 out.append(f"{header} {mean[k]:.3f} ± {se[k]:.3f} ({sign} {bound:.3f})")
     return out
 

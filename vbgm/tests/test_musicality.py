@@ -231,6 +231,18 @@ def test_bar_repetition_threshold_and_empty_bars() -> None:
     assert math.isnan(M.bar_repetition(make_song(_bar(0, [60, 62]), 64)))
 
 
+def test_a_last_bar_cut_short_recurs_when_it_starts_another_bar() -> None:
+    # Bars 0 and 1 the same riff; the song ends 6 sixteenths into bar 2, which starts it again.
+    riff = [60, 62, 64, 65, 67]
+    rows = _bar(0, riff) + _bar(16, riff) + _bar(32, riff[:3])  # onsets 32, 34, 36 < 38
+    assert M.bar_repetition(make_song(rows, 38)) == 1.0
+    # The same fragment in a whole bar does not recur: there it lacks the riff's end.
+    assert M.bar_repetition(make_song(rows, 48)) == pytest.approx(2 / 3)
+    # Nor does a cut-short bar that starts differently.
+    rows = _bar(0, riff) + _bar(16, riff) + _bar(32, [50, 51, 52])
+    assert M.bar_repetition(make_song(rows, 38)) == pytest.approx(2 / 3)
+
+
 # --------------------------------------------------------------------------------------------
 # The bundle
 

@@ -263,6 +263,11 @@ def test_a_song_keeps_to_its_first_chromatic_tones() -> None:
     assert rules.color_bias(state, _plan()) is None
     assert rules.color_bias(state, replace(keyed, rules=Rules(colors=0))) is None
     assert rules.color_bias(replace(state, instr=DRUMS), keyed) is None
+    # A song shorter than a phrase keeps to its scale and chords from its first tone.
+    short = _keyed_plan(n=2 * 16)
+    assert rules.color_budget(short) == 0 and rules.color_budget(keyed) == Rules().colors
+    first = rules.color_bias(replace(state, colors=[]), short)
+    assert first is not None and first[66 + 1] == -rules.COLOR_PULL and first[60 + 1] == 0.0
 
 
 def test_chromatic_tones_recur_where_the_model_decides(model) -> None:
@@ -298,6 +303,29 @@ def test_a_note_outside_the_chord_is_short() -> None:
     assert np.array_equal(held, durations)
     off = replace(keyed, rules=Rules(passing_length=0))
     assert np.array_equal(rules.length_allowed(state, off, durations, 62 + 1), durations)
+
+
+def test_chord_tones_are_held_in_a_calm_bar() -> None:
+    """A bar asked for few onsets (`CALM_ONSETS`) holds its chords: a piano, guitar or strings
+    chord tone on a quarter note lasts `Rules.calm_hold` sixteenths or more. Not between the
+    beats, not for a passing tone, the bass or the drums, nor in a busier bar."""
+    c_major = harmony.diatonic_triad(0, 0)
+    calm = replace(_keyed_plan(), requested=np.full(4, 1 + rules.CALM_ONSETS))
+    busy = replace(calm, requested=np.full(4, 2 + rules.CALM_ONSETS))
+
+    def lengths(plan, slot=4, instr=STRINGS, pitch=64) -> list[int]:
+        state = State(bar=0, slot=slot, instr=instr, key=0, chord=c_major, notes_left=1)
+        durations = rules.grammar(state, plan)[vocab.DURATION]
+        return (np.flatnonzero(rules.length_allowed(state, plan, durations, pitch + 1)) - 1
+                ).tolist()
+
+    assert min(lengths(calm)) == Rules().calm_hold == 4  # E over C major, held
+    assert min(lengths(calm, instr=PIANO)) == 4
+    assert min(lengths(busy)) == 1 and min(lengths(calm, slot=5)) == 1
+    assert min(lengths(calm, instr=BASS)) == 1 and min(lengths(calm, instr=DRUMS, pitch=36)) == 1
+    assert max(lengths(calm, pitch=62)) == 2  # D: a passing tone stays short
+    off = replace(calm, rules=Rules(calm_hold=0))
+    assert min(lengths(off)) == 1
 
 
 def test_the_planned_dominant_is_a_seventh_chord_whose_tritone_is_allowed() -> None:

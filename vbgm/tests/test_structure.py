@@ -78,6 +78,17 @@ def test_repeats_in_one_section():
     assert default[n - 1] == -1 and default[7] == -1
 
 
+def test_a_bookend_last_bar_replays_its_sections_first_bar():
+    """With `bookend` the song's last bar re-plays its section's opening (the V7 before it makes
+    the cadence); other section ends and phrase ends stay new, and a song of one bar has none."""
+    source = plan_repeats(16, [0, 8], np.repeat([1.0, 9.0], 8), bookend=True)  # no recall
+    _check_sources(source)
+    assert source[15] == 8 and source[7] == -1
+    assert plan_repeats(4, [0], bookend=True).tolist() == [-1, -1, 0, 0]
+    assert plan_repeats(1, [0], bookend=True).tolist() == [-1]
+    assert plan_repeats(4, [0]).tolist() == [-1, -1, 0, -1]  # without it the last bar is new
+
+
 def test_sections_start_new_and_end_new():
     n, starts = 24, [0, 6, 15]
     levels = np.repeat([1.0, 5.0, 9.0], [6, 9, 9])  # three distinct motion levels: no recall
@@ -119,6 +130,9 @@ def test_phrase_chords_follow_the_progression_and_cadence() -> None:
     assert plan(40).split()[24:28] == plan(40).split()[32:36] == ["I", "bVII", "I", "V7"]
     assert plan(16, [0, 6]).split()[6:9] == ["I", "bVII", "I"]  # a section starts a period
     assert plan(4) == "I bVII I I"  # bar 2 re-plays bar 0
+    # A song shorter than a phrase is a cadence: its last bar the tonic, the one before V7.
+    assert plan(2) == "V7 I" and plan(3) == "I V7 I" and plan(1) == "I"
+    assert plan(2, minor=True) == "V7 i"
     assert plan(5) == "I bVII I V7 I"
     assert plan(7) == "I bVII I V7 I V7 I"  # not ... I-vi-I
     # Where the period had V7 already, a pre-dominant comes first: ii-V7-I, not V7-V7-I.

@@ -837,19 +837,22 @@ def bar_repetition(song: Song, threshold: float = 0.8) -> float:
 
     A bar is its set of note events (slot in the bar, pitch, instrument); bar i recurs when some
     other bar j has Jaccard similarity |i ∩ j| / |i ∪ j| ≥ threshold with it. Songs built from
-    repeated phrases score high, wandering ones low. NaN with fewer than 2 non-empty bars.
+    repeated phrases score high, wandering ones low. A last bar cut short by the song's end is
+    compared with the other bars' events on the sixteenths it has (as `groove_consistency`
+    does): a riff that starts again as the song ends recurs. NaN with fewer than 2 non-empty
+    bars.
     """
     from scipy.sparse import csr_matrix
 
     notes = song.notes
     if len(notes) == 0:
         return math.nan
-    bar = notes[:, ONSET].astype(np.int64) // SIXTEENTHS_PER_BAR
-    event = ((notes[:, ONSET].astype(np.int64) % SIXTEENTHS_PER_BAR) * 128
-             + np.clip(notes[:, PITCH], 0, 127)) * 8 + notes[:, INSTRUMENT] % 8
-    _, bar_idx = np.unique(bar, return_inverse=True)  # non-empty bars only
+    onset = notes[:, ONSET].astype(np.int64)
+    bar, slot = onset // SIXTEENTHS_PER_BAR, onset % SIXTEENTHS_PER_BAR
+    event = (slot * 128 + np.clip(notes[:, PITCH], 0, 127)) * 8 + notes[:, INSTRUMENT] % 8
+    bars, bar_idx = np.unique(bar, return_inverse=True)  # non-empty bars only
     _, event_idx = np.unique(event, return_inverse=True)
-    n_bars, n_events = int(bar_idx.max()) + 1, int(event_idx.max()) + 1
+    n_bars, n_events = len(bars), int(event_idx.max()) + 1
     if n_bars < 2:
         return math.nan
     pairs = np.unique(bar_idx * n_events + event_idx)  # each bar's events as a set
@@ -860,7 +863,15 @@ def bar_repetition(song: Song, threshold: float = 0.8) -> float:
     union = size[:, None] + size[None, :] - inter
     close = inter >= threshold * union - 1e-9
     np.fill_diagonal(close, False)
-    return float(close.any(axis=1).mean())
+    recurs = close.any(axis=1)
+    length = bar_length(song.n_sixteenths, int(bars[-1]))
+    if 0 < length < SIXTEENTHS_PER_BAR:  # the last bar, cut short: the others' first sixteenths
+        early = np.zeros(n_events)
+        early[event_idx[slot < length]] = 1.0
+        cut_size = np.asarray(b.multiply(early[None, :]).sum(axis=1)).ravel()
+        union = size[-1] + cut_size - inter[-1]
+        recurs[-1] = bool(np.any((inter[-1] >= threshold * union - 1e-9)[:-1]))
+    return float(recurs.mean())
 
 
 def musicality(song: Song) -> dict[str, float]:

@@ -30,9 +30,10 @@ import numpy as np
 
 from vbgm import harmony, vocab
 from vbgm.corpus_stats import CorpusStats
-from vbgm.song import BASS, DRUMS, SIXTEENTHS_PER_BAR, bar_length
+from vbgm.song import BASS, DRUMS, GUITAR, PIANO, SIXTEENTHS_PER_BAR, STRINGS, bar_length
 from vbgm.structure import (
     FILL_FROM,
+    PHRASE_BARS,
     Group,
     bar_share,
     fit_slots,
@@ -64,6 +65,8 @@ KICKS, CRASHES = (36, 35), (49, 57)  # General MIDI keys, the preferred one firs
 # Pitches a key is inferred from before the harmony rule starts (when no key is requested).
 KEY_AFTER_NOTES = 6
 LONG_NOTE = 8  # sixteenths: a held note (`restrike_bias`)
+CALM_ONSETS = 6  # a bar asked for this few onsets holds its chords (`held_in_calm_bars`)
+HOLDERS = (PIANO, GUITAR, STRINGS)
 COLOR_PULL = 2.0  # logits against a chromatic tone beyond a song's first `Rules.colors`
 BASS_BELOW = 60  # the bass stays below middle C, as real bass lines do (1 % of their notes above)
 BASS_ROOT_BELOW = 48  # and a root on a beat below C3 (real bass lines' median is near D2)
@@ -133,7 +136,16 @@ class Rules:
         others are pulled away by `COLOR_PULL` logits (`color_bias`; 0 = off). Real excerpts
         of the clips' length use 7-8 pitch classes, their few chromatic tones recurring; with
         free passing tones the clips' songs used 8.6 (C = 0.7) to 8.8 (C = 1), a stray Eb,
-        C# or Ab in a quarter to a half of the major songs.
+        C# or Ab in a quarter to a half of the major songs. A song shorter than a phrase
+        (four bars) may sound none (`color_budget`): the 2-bar clip's songs used 8 pitch
+        classes where real 2-bar excerpts use 5-6.
+    calm_hold: in a bar asked for at most `CALM_ONSETS` onsets, a piano, guitar or strings
+        chord tone on a quarter note lasts at least this many sixteenths (`held_in_calm_bars`;
+        0 = off): calm video, held chords. The sparse clips' songs at C = 1 held 2.8-2.9
+        pitches at a time (real excerpts 3.4-5.2); with 4, 3.1-3.3; 8 made their keys clearer
+        than real excerpts' (`bench_music.py`, 6 seeds).
+    bookend: the song's last bar re-plays its section's first bar (`structure.plan_repeats`),
+        the V7 before it making the cadence: a riff that returns as the video ends.
     repeat_share, groove_share: at C = 0, the share of the planned re-played bars and of the
         bars keeping the section's groove that do so (`structure.thin`, drawn per bar; the
         others are the model's own); at control degree C, share + (1 - share) * C, so the form
@@ -164,6 +176,8 @@ class Rules:
     key_keep: float = 2.0
     restrike: float = 1.5
     colors: int = 2
+    calm_hold: int = 4
+    bookend: bool = True
     repeat_share: float = 0.8
     groove_share: float = 0.2
 
@@ -233,7 +247,8 @@ def make_plan(n: int, bar_density: np.ndarray, beats: np.ndarray, cuts: np.ndarr
     bar_of = beats[:, 0] // SIXTEENTHS_PER_BAR
     beat_slots = [frozenset((beats[bar_of == b, 0] % SIXTEENTHS_PER_BAR).tolist())
                   for b in range(n_bars)]
-    source = (match_density(plan_repeats(n_bars, sections, requested), sections, requested,
+    source = (match_density(plan_repeats(n_bars, sections, requested,
+                                         bookend=rules.bookend), sections, requested,
                             chords, beat_slots) if rules.repeats and not free_plan else none)
     drums_and_more = DRUMS in instruments and len(instruments) > 1 and DRUMS in rhythm
     groove = plan_groove(n_bars, sections) if rules.groove and not free_plan and drums_and_more \
@@ -657,12 +672,19 @@ def chromatic(state: State) -> np.ndarray:
     return out
 
 
+def color_budget(plan: Plan) -> int:
+    """How many chromatic pitch classes a song may sound freely: `Rules.colors`, none in a song
+    shorter than a phrase (real excerpts of two bars use 5-6 pitch classes, not the scale and
+    more)."""
+    return plan.rules.colors if plan.n_bars >= PHRASE_BARS else 0
+
+
 def color_bias(state: State, plan: Plan) -> np.ndarray | None:
     """Pitch logits (129,) against a chromatic tone (`chromatic`) other than the song's first
     `Rules.colors` ones, once it has sounded that many, with a requested key: its chromatic
     tones recur, as real songs' do, rather than every semitone turning up once."""
     if (plan.rules.colors <= 0 or plan.key is None or state.instr == DRUMS or state.key is None
-            or len(state.colors) < plan.rules.colors):
+            or len(state.colors) < color_budget(plan)):
         return None
     stray = chromatic(state)
     stray[state.colors] = False
@@ -727,9 +749,25 @@ def allowed(state: State, plan: Plan) -> dict[int, np.ndarray]:
     return m
 
 
+def held_in_calm_bars(state: State, plan: Plan, pitch: int) -> np.ndarray | None:
+    """Duration values (18,) of a piano, guitar or strings note on a quarter note of a calm bar
+    (asked for at most `CALM_ONSETS` onsets): at least `Rules.calm_hold` sixteenths, a held
+    chord under sparse notes. Passing tones (outside a planned chord) keep their own length."""
+    if (plan.rules.calm_hold <= 0 or state.instr not in HOLDERS or state.notes_left <= 0
+            or pitch < 1 or state.slot % 4 != 0
+            or not 0 < plan.requested[state.bar] - 1 <= CALM_ONSETS
+            or (state.chord is not None and (pitch - 1) % 12 not in state.chord)):
+        return None
+    m = np.zeros(vocab.N_CLASSES[vocab.DURATION], dtype=bool)
+    m[plan.rules.calm_hold + 1:] = True  # value d + 1 = d sixteenths
+    return m
+
+
 def length_allowed(state: State, plan: Plan, durations: np.ndarray, pitch: int) -> np.ndarray:
-    """The duration mask of the next token once its pitch value is drawn (`note_length`)."""
-    return _narrow(durations, note_length(state, plan, pitch))
+    """The duration mask of the next token once its pitch value is drawn (`note_length`,
+    `held_in_calm_bars`)."""
+    return _narrow(_narrow(durations, note_length(state, plan, pitch)),
+                   held_in_calm_bars(state, plan, pitch))
 
 
 # ------------------------------------------------------------------------------- advancing
