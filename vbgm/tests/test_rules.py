@@ -53,6 +53,15 @@ def test_the_form_is_followed_as_the_controls_are() -> None:
     assert (free.source[kept] == full.source[kept]).all()  # thinned, not re-planned
 
 
+def test_only_a_short_song_ends_on_its_opening_bar() -> None:
+    """`Rules.bookend`: a song of one period or less ends re-playing its opening (a riff that
+    returns as the clip ends); a longer one ends on a bar of its own; 0 switches it off."""
+    assert _plan(8 * SIXTEENTHS_PER_BAR).source[-1] == 0
+    assert _plan(4 * SIXTEENTHS_PER_BAR).source[-1] == 0
+    assert _plan(16 * SIXTEENTHS_PER_BAR).source[-1] == -1
+    assert _plan(8 * SIXTEENTHS_PER_BAR, rules_=Rules(bookend=0)).source[-1] == -1
+
+
 # ------------------------------------------------------------------------- rules on their own
 
 
