@@ -1044,8 +1044,10 @@ def _replay_rows(state: State, plan: Plan, source: int) -> list[np.ndarray]:
     required = sorted({s for s, _ in beats_here})
     # The source's own rhythm when it was asked for the same density (as much as the control
     # wants), else fitted to this bar's.
-    same = plan.requested[state.bar] == plan.requested[source]
+    # (A bar cut short by the song's end plays its share of its density, `bar_share`.)
     last = plan.last_slot(state.bar)
+    same = (plan.requested[state.bar] == plan.requested[source]
+            and last == SIXTEENTHS_PER_BAR - 1)
     want = (bar_share(int(plan.density[state.bar]) - 1, last + 1)
             if plan.density[state.bar] > 0 and not same else sum(s <= last for s in used))
     slots = fit_slots(used, want, required, last, _notes_per_slot(groups))
