@@ -67,7 +67,7 @@ KICKS, CRASHES = (36, 35), (49, 57)  # General MIDI keys, the preferred one firs
 KEY_AFTER_NOTES = 6
 LONG_NOTE = 8  # sixteenths: a held note (`restrike_bias`)
 CALM_ONSETS = 6  # a bar asked for this few onsets holds its chords (`held_in_calm_bars`)
-HOLDERS = (PIANO, GUITAR, STRINGS)
+CHORD_PARTS = (PIANO, GUITAR, STRINGS)  # the instruments that play chords and melody
 COLOR_PULL = 2.0  # logits against a chromatic tone beyond a song's first `Rules.colors`
 BASS_BELOW = 60  # the bass stays below middle C, as real bass lines do (1 % of their notes above)
 BASS_ROOT_BELOW = 48  # and a root on a beat below C3 (real bass lines' median is near D2)
@@ -557,7 +557,7 @@ def low_voice(state: State, plan: Plan) -> np.ndarray | None:
     """Pitch values a piano, guitar or strings note may take in a planned progression: below C3
     only its bar's chord root or fifth (what a bass would play there: strings low in the mix
     carrying the third make a major key sound like the minor key of its third)."""
-    if (state.instr in (DRUMS, BASS) or plan.chords is None or not plan.rules.bass_roots
+    if (state.instr not in CHORD_PARTS or plan.chords is None or not plan.rules.bass_roots
             or state.chord is None):
         return None
     return (_PITCH >= LOW_VOICE_BELOW) | np.isin(_PC, (state.chord[0], state.chord[2]))
@@ -581,7 +581,7 @@ def voicing_bias(state: State, plan: Plan) -> np.ndarray | None:
     while one of the bar's chord tones is still missing from it: a chord, not octaves; and
     towards the chord's third while it lacks it (`Rules.third`): the third tells a major chord
     from a minor one, and so a key from its parallel (root and fifth alone are both)."""
-    if (plan.rules.voicing <= 0 or state.instr in (DRUMS, BASS) or not state.group_pitches
+    if (plan.rules.voicing <= 0 or state.instr not in CHORD_PARTS or not state.group_pitches
             or state.chord is None):
         return None
     have = {(v - 1) % 12 for v in state.group_pitches}
@@ -653,7 +653,7 @@ def restrike_bias(state: State, plan: Plan) -> np.ndarray | None:
     part's previous group when that note lasted `LONG_NOTE` sixteenths or more (`Rules.restrike`,
     with a requested key's plan): a long note struck again and again is a drone (a four-bar clip
     held the tonic in piano and strings through I-IV-I-I). None when it does not apply."""
-    if (plan.rules.restrike <= 0 or plan.chords is None or state.instr in (DRUMS, BASS)
+    if (plan.rules.restrike <= 0 or plan.chords is None or state.instr not in CHORD_PARTS
             or state.notes_left <= 0):
         return None
     previous = _previous_group(state)
@@ -759,7 +759,7 @@ def held_in_calm_bars(state: State, plan: Plan, pitch: int) -> np.ndarray | None
     """Duration values (18,) of a piano, guitar or strings note on a quarter note of a calm bar
     (asked for at most `CALM_ONSETS` onsets): at least `Rules.calm_hold` sixteenths, a held
     chord under sparse notes. Passing tones (outside a planned chord) keep their own length."""
-    if (plan.rules.calm_hold <= 0 or state.instr not in HOLDERS or state.notes_left <= 0
+    if (plan.rules.calm_hold <= 0 or state.instr not in CHORD_PARTS or state.notes_left <= 0
             or pitch < 1 or state.slot % 4 != 0
             or not 0 < plan.requested[state.bar] - 1 <= CALM_ONSETS
             or (state.chord is not None and (pitch - 1) % 12 not in state.chord)):
@@ -838,7 +838,7 @@ def _accept_note(state: State, plan: Plan, value: int, duration: int) -> np.ndar
     state.bars[state.bar][-1].notes.append((value, duration))
     if state.instr != DRUMS:
         pc = (value - 1) % 12
-        if (plan.key is not None and len(state.colors) < plan.rules.colors
+        if (plan.key is not None and len(state.colors) < color_budget(plan)
                 and pc not in state.colors and chromatic(state)[pc]):
             state.colors.append(pc)
         _update_harmony(state, value - 1, duration - 1)
@@ -1043,8 +1043,8 @@ def _replay_rows(state: State, plan: Plan, source: int) -> list[np.ndarray]:
     used = sorted({g.slot for g in groups})
     required = sorted({s for s, _ in beats_here})
     # The source's own rhythm when it was asked for the same density (as much as the control
-    # wants), else fitted to this bar's.
-    # (A bar cut short by the song's end plays its share of its density, `bar_share`.)
+    # wants) and this bar is whole, else fitted to this bar's density (its share, `bar_share`,
+    # in a bar cut short by the song's end).
     last = plan.last_slot(state.bar)
     same = (plan.requested[state.bar] == plan.requested[source]
             and last == SIXTEENTHS_PER_BAR - 1)

@@ -218,11 +218,13 @@ def fit_slots(slots: list[int], want: int, required: list[int],
     weights: notes the source plays on each of its slots; given, the source's slots with the
     most notes go first (then by metrical weight): a bar asked for fewer onsets drops a lone
     hi-hat before a chord, so that it still sounds as the bar it re-plays."""
+    notes = weights or {}
+
     def metrical(s: int) -> tuple[int, int]:
         return -SLOT_WEIGHT[s], s
 
     def heaviest(s: int) -> tuple[int, int, int]:
-        return (-(weights or {}).get(s, 0),) + metrical(s)
+        return (-notes.get(s, 0),) + metrical(s)
 
     keep = {s for s in required if s <= last_slot}
     for q in range(0, last_slot + 1, 4):
