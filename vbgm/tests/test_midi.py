@@ -162,6 +162,27 @@ def test_write_midi_named_tracks_programs_tempo_and_round_trip(tmp_path):
     assert len(song_to_score(song, 120).tracks) == 5
 
 
+
+def test_a_song_with_a_pickup_is_written_with_a_short_first_bar_and_read_back(tmp_path):
+    """A song starting on sixteenth 8 of bar 0 (the video opens 2 beats before bar 1) starts
+    its MIDI there: a 2/4 bar first, 4/4 from bar 1, its first note on tick 0, markers moved
+    with it. Read back, it is the same song (the pickup at the end of bar 0)."""
+    notes = np.array([[8, 4, 60, 2, 90], [12, 4, 64, 2, 90], [16, 2, 36, 1, 100],
+                      [16, 8, 67, 2, 90], [40, 8, 48, 4, 80]], dtype=np.int32)
+    song = Song(notes=notes, n_sixteenths=48, start=8)
+    score = song_to_score(song, 100, cuts=[17], sections=[0, 1])
+    sigs = [(ts.time, ts.numerator, ts.denominator) for ts in score.time_signatures]
+    assert sigs == [(0, 2, 4), (8 * S, 4, 4)]
+    assert min(n.time for t in score.tracks for n in t.notes) == 0
+    assert [(m.time, m.text) for m in score.markers] == [
+        (0, "section A"), (8 * S, "section B"), (9 * S, "cut 1")]
+    path = write_midi(song, tmp_path / "pickup.mid", tempo_bpm=100)
+    back = read_midi(path, QuantizeConfig(min_notes=0))
+    assert back.start == 8
+    np.testing.assert_array_equal(back.notes, song.notes)
+    assert write_midi(Song(notes=notes, n_sixteenths=48), tmp_path / "plain.mid").is_file()
+    assert read_midi(tmp_path / "plain.mid", QuantizeConfig(min_notes=0)).start == 0
+
 # ---------------------------------------------------------------------------------- real files
 def real_files(midi_root: Path) -> list[Path]:
     files = sorted(p for p in midi_root.rglob("*") if p.suffix.lower() in (".mid", ".midi"))

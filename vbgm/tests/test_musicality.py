@@ -243,6 +243,24 @@ def test_a_last_bar_cut_short_recurs_when_it_starts_another_bar() -> None:
     assert M.bar_repetition(make_song(rows, 38)) == pytest.approx(2 / 3)
 
 
+
+def test_a_pickup_bar_is_measured_on_the_sixteenths_it_has() -> None:
+    """A song starting on sixteenth 8 of bar 0 (a 2-beat pickup): its rest before the start is
+    no empty beat, bar 0 against bar 1 is a change of groove only within the pickup, and a
+    pickup that plays the end of the riff recurs."""
+    riff = [60, 62, 64, 65, 67]  # onsets 0, 2, 4, 6, 8 of a bar (`_bar`)
+    late = [r for r in _bar(0, riff) if r[0] >= 8]  # the pickup: the riff's last onset
+    rows = late + _bar(16, riff) + _bar(32, riff)
+    song = Song(notes=make_song(rows, 48).notes, n_sixteenths=48, start=8)
+    assert M.bar_repetition(song) == 1.0
+    assert M.bar_repetition(make_song(rows, 48)) == pytest.approx(2 / 3)  # as a whole bar 0
+    beats = Song(notes=make_song([(4 * i, 1, 36, DRUMS, 90) for i in range(2, 8)], 32).notes,
+                 n_sixteenths=32, start=8)
+    assert M.empty_beat_rate(beats) == 0.0
+    assert M.empty_beat_rate(Song(notes=beats.notes, n_sixteenths=32)) == 0.25
+    assert M.groove_consistency(beats) == 1.0  # bar 1 = the whole riff, bar 0 its last half
+    assert M.groove_consistency(Song(notes=beats.notes, n_sixteenths=32)) < 1.0
+
 # --------------------------------------------------------------------------------------------
 # The bundle
 

@@ -560,3 +560,35 @@ def test_passing_tones_between_beats_are_drawn_hotter() -> None:
     assert config.key_offbeat_pitch_temperature > config.key_pitch_temperature
     same = replace(config, key_offbeat_pitch_temperature=config.key_pitch_temperature)
     assert pitch_temperatures(states, same.key_pitch_temperature, same) == 1.3
+
+
+def test_a_pickup_bar_is_not_replayed_and_bar_1_sets_the_groove() -> None:
+    """With the song starting on sixteenth 8 of bar 0 (a 2-beat pickup), bar 0 is too short
+    to re-play or keep the drums of: the bars that would re-play it are new, and the groove
+    is bar 1's."""
+    n = 8 + 8 * SIXTEENTHS_PER_BAR
+    plain = _plan(n, rules_=Rules(groove_share=1.0, repeat_share=1.0))
+    assert (plain.source == 0).any() and (plain.groove == 0).any()  # what the pickup changes
+    plan = rules.make_plan(n, np.full(9, 9), np.zeros((0, 2)), np.zeros(0), (1, 2, 3, 4, 5),
+                           (1,), None, 1.0, np.random.default_rng(0), STATS,
+                           Rules(groove_share=1.0, repeat_share=1.0), start=8)
+    assert not (plan.source == 0).any() and not (plan.groove == 0).any()
+    assert plan.groove[0] == plan.groove[1] == -1 and (plan.groove[2:8] == 1).all()
+    assert plan.first_slot(0) == 8 and plan.first_slot(1) == 0
+
+
+@pytest.mark.parametrize("control", [0.7, 1.0])
+def test_a_song_with_a_pickup_starts_on_its_start(model, control) -> None:
+    """Controls that start on sixteenth 12 of bar 0 (a video opening one beat before bar 1):
+    no note before it, bar 0 plays its share (at least its one beat), every visual beat and
+    every beat after the start gets an onset, the song ends on its last sixteenth."""
+    n = 12 + 4 * SIXTEENTHS_PER_BAR
+    beats = np.array([[13, 6], [16, 9], [30, 4], [52, 7]])
+    ctl = Controls(n_sixteenths=n, start=12, bar_density=[9, 9, 12, 5, 9], beats=beats)
+    for seed in range(3):
+        (g,) = generate(model, ctl, Request(), SamplingConfig(control=control), seed=seed)
+        song = g.song
+        assert song.start == 12 and song.notes[:, ONSET].min() >= 12
+        assert empty_beat_rate(song) == 0.0
+        assert set(beats[:, 0]) <= set(song.notes[:, ONSET].tolist()) or control < 1
+        assert int((song.notes[:, ONSET] + song.notes[:, 1]).max()) == n

@@ -59,8 +59,9 @@ def test_real_clips(real_analyses: dict[str, VideoAnalysis], video_root: Path) -
             s = c.streams.video[0]
             declared = float(s.duration * s.time_base) if s.duration else c.duration / 1e6
         assert abs(a.duration_s - declared) < 0.15, name
-        assert 60 <= a.tempo_bpm <= 160 and a.tempo_source == "estimated", name
-        assert a.n_sixteenths == math.ceil(a.duration_s * a.tempo_bpm / 15 - 1e-9), name
+        assert 60 <= a.tempo_bpm <= 160, name
+        assert a.tempo_source == ("cuts" if name == "bikes.mp4" else "estimated"), name
+        assert a.n_sixteenths == a.start + math.ceil(a.duration_s * a.tempo_bpm / 15 - 1e-9), name
         assert len(a.bars) == math.ceil(a.n_sixteenths / 16), name
         assert [b.index for b in a.bars] == list(range(len(a.bars)))
         assert all(1 <= b.density <= 17 and b.flow >= 0 for b in a.bars), name
@@ -69,7 +70,8 @@ def test_real_clips(real_analyses: dict[str, VideoAnalysis], video_root: Path) -
         assert all(0 <= s < a.n_sixteenths for s in sixteenths), name
         assert all(1 <= b.strength <= 10 and 0 < b.weight <= 1 for b in a.beats), name
         for b in a.beats:  # each beat sits on the sixteenth nearest its time
-            assert abs(b.time_s - b.sixteenth * a.sixteenth_s) <= a.sixteenth_s / 2 + 1e-6
+            assert abs(b.time_s - (b.sixteenth - a.start) * a.sixteenth_s) \
+                <= a.sixteenth_s / 2 + 1e-6
         assert len(a.frame_times) == len(a.frame_flow) == len(a.envelope)
     # What the footage is: a static camera on pedestrians is slower than cycling with pans.
     vtest = max(b.density for b in real_analyses["vtest.avi"].bars)
@@ -78,6 +80,19 @@ def test_real_clips(real_analyses: dict[str, VideoAnalysis], video_root: Path) -
     assert real_analyses["vtest.avi"].fps == pytest.approx(10.0, abs=0.01)
     assert len(real_analyses["bikes.mp4"].cuts) == 5  # the clip has five shot changes
     assert sum(len(a.cuts) for n, a in real_analyses.items() if n != "bikes.mp4") == 0
+    assert all(a.start == 0 for n, a in real_analyses.items() if n != "bikes.mp4")
+
+
+def test_bikes_cuts_fall_on_downbeats(real_analyses: dict[str, VideoAnalysis]) -> None:
+    """bikes.mp4 cuts every 1.8-2.6 s: at its motion's 76 bpm (3.2 s bars) two of its five cuts
+    fell 6 sixteenths from any bar line. The grid is chosen from the cuts: bars of about two
+    seconds, the video entering bar 0 after a pickup, and every cut within a beat of a bar line."""
+    a = real_analyses["bikes.mp4"]
+    assert a.start in (4, 8, 12)
+    off = [min(b.sixteenth % 16, 16 - b.sixteenth % 16) for b in a.cuts]
+    assert max(off) <= 4, off
+    assert 95 <= a.tempo_bpm <= 125
+    assert a.bars[0].start_s < 0 < a.bars[1].start_s  # bar 0 starts before the video
 
 
 def test_smooth_frames_is_scipys_gaussian_filter() -> None:
@@ -351,16 +366,40 @@ def test_bad_tempo_on_cli(tmp_path: Path) -> None:
 
 
 def test_tempo_moves_a_little_to_put_cuts_on_bar_lines() -> None:
-    from vbgm.video import align_tempo_to_cuts
+    from vbgm.video import fit_grid_to_cuts
 
     cfg = AnalysisConfig()
     cuts = np.array([20.0, 40.0])  # at 138 bpm they fall mid-bar (11.5 and 23 bars)
-    bpm = align_tempo_to_cuts(138.0, cuts, cfg)
-    assert abs(bpm - 138.0) <= 138.0 * cfg.cut_tempo_tolerance
+    bpm, start = fit_grid_to_cuts(138.0, cuts, cfg)
+    assert abs(bpm - 138.0) <= 138.0 * cfg.cut_tempo_tolerance and start == 0
     bars = cuts * bpm / 240.0
     assert np.allclose(bars, np.round(bars), atol=0.02)  # both cuts on bar lines
-    assert align_tempo_to_cuts(138.0, np.zeros(0), cfg) == 138.0
-    assert align_tempo_to_cuts(120.0, np.array([8.0]), cfg) == 120.0  # already on a bar line
+    assert fit_grid_to_cuts(138.0, np.zeros(0), cfg) == (138.0, 0)
+    assert fit_grid_to_cuts(120.0, np.array([8.0]), cfg) == (120.0, 0)  # already on a bar line
+
+
+def test_a_pickup_puts_an_early_cut_on_a_downbeat() -> None:
+    """A cut 1 s into a 120 bpm video (half a bar in) cannot reach a bar line by moving the
+    tempo 6 %: the video starts two beats before bar 1 instead, at the same tempo."""
+    from vbgm.video import cut_distances, fit_grid_to_cuts
+
+    bpm, start = fit_grid_to_cuts(120.0, np.array([1.0]))
+    assert start == 8 and abs(bpm - 120.0) <= 120.0 * AnalysisConfig().cut_tempo_tolerance
+    assert cut_distances(bpm, start, np.array([1.0]))[0] <= 0.25
+
+
+def test_cuts_faster_than_the_bars_move_the_tempo_further() -> None:
+    """Cuts every 2 s at a motion tempo of 76 bpm (3.2 s bars): no grid near 76 bpm puts them
+    all on downbeats; bars of about 2 s (about 120 bpm) do. Without cuts nothing moves."""
+    from vbgm.video import cut_distances, fit_grid_to_cuts
+
+    cuts = np.array([1.9, 4.0, 6.0, 8.1])
+    bpm, start = fit_grid_to_cuts(76.0, cuts)
+    assert cut_distances(bpm, start, cuts).max() <= 0.875
+    assert 100 <= bpm <= 140
+    near_76 = [cut_distances(t, s, cuts).max() for t in np.arange(71.5, 80.6, 0.5)
+               for s in (0, 4, 8, 12)]
+    assert min(near_76) > 1.0  # why it had to move
 
 
 def test_sections_of_the_music_start_at_the_demo_clips_cuts(tmp_path: Path) -> None:

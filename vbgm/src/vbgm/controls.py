@@ -111,7 +111,10 @@ def auto_key_without_video(seed: int) -> int:
 class Controls:
     """What the video asks of the music, on the sixteenth grid.
 
-    n_sixteenths: the music's length (the video's length at its tempo).
+    n_sixteenths: the music's length (the video's length at its tempo), counted from bar 0's
+        downbeat.
+    start: the sixteenth of bar 0 the music starts on: 0, or 4, 8, 12 for a pickup (the video
+        opens 3, 2, 1 beats before bar 1, so that its cuts fall on bar lines).
     bar_density: per bar, the density class 1..17 (0 = no control for that bar).
     beats: (M, 2) int array of (sixteenth, strength class 0..10), ascending; strength 0 beats are
         not forced.
@@ -120,6 +123,7 @@ class Controls:
     """
 
     n_sixteenths: int
+    start: int = 0
     bar_density: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     beats: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), dtype=np.int64))
     cuts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
@@ -127,9 +131,12 @@ class Controls:
     def __post_init__(self) -> None:
         if self.n_sixteenths < 1:
             raise VbgmError(f"music length must be at least one sixteenth, got {self.n_sixteenths}")
+        if not 0 <= self.start < min(SIXTEENTHS_PER_BAR, self.n_sixteenths):
+            raise VbgmError(f"the music must start inside its first bar, not on sixteenth "
+                            f"{self.start}")
         self.bar_density = np.asarray(self.bar_density, dtype=np.int64).reshape(-1)
         self.beats = np.asarray(self.beats, dtype=np.int64).reshape(-1, 2)
-        keep = (self.beats[:, 0] >= 0) & (self.beats[:, 0] < self.n_sixteenths)
+        keep = (self.beats[:, 0] >= self.start) & (self.beats[:, 0] < self.n_sixteenths)
         beats = self.beats[keep]
         self.beats = beats[np.argsort(beats[:, 0], kind="stable")]
         self.cuts = np.sort(np.asarray(self.cuts, dtype=np.int64).reshape(-1))
@@ -142,7 +149,7 @@ class Controls:
     def from_analysis(cls, analysis) -> Controls:
         """Controls from a `vbgm.video.VideoAnalysis`."""
         beats = [(b.sixteenth, b.strength) for b in analysis.beats]
-        return cls(n_sixteenths=analysis.n_sixteenths,
+        return cls(n_sixteenths=analysis.n_sixteenths, start=analysis.start,
                    bar_density=[b.density for b in analysis.bars],
                    beats=np.array(beats, dtype=np.int64).reshape(-1, 2),
                    cuts=np.array([b.sixteenth for b in analysis.beats if b.is_cut],

@@ -82,7 +82,7 @@ def transpose_song(song: Song, semitones: int) -> Song:
     notes = song.notes.copy()
     pitched = notes[:, INSTRUMENT] != DRUMS
     notes[pitched, PITCH] = _fold(notes[pitched, PITCH] + semitones)
-    return Song(notes=notes, n_sixteenths=song.n_sixteenths)
+    return Song(notes=notes, n_sixteenths=song.n_sixteenths, genre=song.genre, start=song.start)
 
 
 def window_key(regime: str, key: int, rng: np.random.Generator | None, dropout: bool

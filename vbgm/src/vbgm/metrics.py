@@ -462,17 +462,18 @@ def realised_bar_density(song: Song, n_bars: int) -> np.ndarray:
 def density_fidelity(song: Song, bar_density: np.ndarray) -> float:
     """Spearman rank correlation between requested bar densities and realised ones (−1..1).
 
-    bar_density: one density class (1 + onsets in a whole bar) per bar from bar 0; a last bar
-    cut short by the song's end asks for its share (`structure.bar_share`), as the sampler plays
-    it. realised = distinct onset positions in that bar (`realised_bar_density`). 1 when the music's
-    busiest bars are the ones asked to be busiest. NaN when either side is constant (no ranking
-    to agree with) or there are fewer than two bars.
+    bar_density: one density class (1 + onsets in a whole bar) per bar from bar 0; a pickup bar
+    or a last bar cut short by the song's end asks for its share (`structure.bar_share`), as the
+    sampler plays it. realised = distinct onset positions in that bar (`realised_bar_density`).
+    1 when the music's busiest bars are the ones asked to be busiest. NaN when either side is
+    constant (no ranking to agree with) or there are fewer than two bars.
     """
     req = np.asarray(bar_density, dtype=np.float64).ravel()
     got = realised_bar_density(song, len(req)).astype(np.float64)
-    last = bar_length(song.n_sixteenths, len(req) - 1)
-    if 0 < last < SIXTEENTHS_PER_BAR and req[-1] >= 1:  # a bar cut short by the song's end
-        req[-1] = 1 + bar_share(int(req[-1]) - 1, last)
+    for b in {0, len(req) - 1}:  # a pickup bar, a bar cut short by the song's end
+        length = bar_length(song.n_sixteenths, b, song.start)
+        if 0 < length < SIXTEENTHS_PER_BAR and req[b] >= 1:
+            req[b] = 1 + bar_share(int(req[b]) - 1, length)
     if len(req) < 2 or np.ptp(req) == 0 or np.ptp(got) == 0:
         return math.nan
     return float(np.corrcoef(average_ranks(req), average_ranks(got))[0, 1])
@@ -551,11 +552,12 @@ def beat_align_score(song: Song, beat_sixteenths: np.ndarray, sigma: float = 1.0
 
 
 def music_seconds(song: Song, tempo_bpm: float) -> float:
-    """When the last note ends, in seconds at `tempo_bpm` (0 for a song without notes)."""
+    """When the last note ends, in seconds from the song's start at `tempo_bpm` (0 for a song
+    without notes)."""
     if tempo_bpm <= 0:
         raise VbgmError(f"tempo must be positive, got {tempo_bpm}")
     notes = song.notes
-    end = int((notes[:, ONSET] + notes[:, DURATION]).max()) if len(notes) else 0
+    end = int((notes[:, ONSET] + notes[:, DURATION]).max()) - song.start if len(notes) else 0
     return end * 15.0 / tempo_bpm
 
 
@@ -775,32 +777,35 @@ def dissonance_rate(song: Song) -> float:
 def empty_beat_rate(song: Song) -> float:
     """Share of the song's beats (quarter notes) on which no note of any instrument starts.
 
-    The song spans n_sixteenths (or up to its last onset) rounded up to whole beats. Long rests
-    and gaps raise it; NaN for a song of length 0.
+    The song spans its start (after a pickup's rest) to n_sixteenths (or its last onset) rounded
+    up to whole beats. Long rests and gaps raise it; NaN for a song of length 0.
     """
     on = song.notes[:, ONSET]
     length = max(song.n_sixteenths, int(on.max()) + 1 if len(on) else 0)
+    first = song.start // BEAT_SIXTEENTHS
     n_beats = -(-length // BEAT_SIXTEENTHS)
-    if n_beats == 0:
+    if n_beats <= first:
         return math.nan
     hit = np.zeros(n_beats, dtype=bool)
     hit[on // BEAT_SIXTEENTHS] = True
-    return float(1.0 - hit.mean())
+    return float(1.0 - hit[first:].mean())
 
 
 def groove_consistency(song: Song) -> float:
     """MusPy's groove consistency: 1 − mean over consecutive bars of the Hamming distance of
     their onset vectors / 16 (all instruments, empty bars included). NaN with < 2 bars.
 
-    A last bar cut short by the song's end is compared on the sixteenths it has: the end of a
-    song (or of an excerpt) is not a change of groove. (On a 23-sixteenth clip, a full first bar
-    against the 7 of the second counted 9 empty sixteenths as differences.)
+    A last bar cut short by the song's end (and a pickup bar 0) is compared on the sixteenths it
+    has: the end of a song (or of an excerpt) is not a change of groove. (On a 23-sixteenth
+    clip, a full first bar against the 7 of the second counted 9 empty sixteenths as
+    differences.)
     Unlike `grooving_similarity` (all pairs of non-empty bars), it follows the song bar to bar.
     """
     vecs = grooving_vectors(song)
     if len(vecs) < 2:
         return math.nan
     counted = np.ones((len(vecs) - 1, SIXTEENTHS_PER_BAR), dtype=bool)
+    counted[0, :song.start] = False  # a pickup bar: the sixteenths it has
     last = bar_length(song.n_sixteenths, len(vecs) - 1)
     if 0 < last < SIXTEENTHS_PER_BAR:
         counted[-1, last:] = False
@@ -839,8 +844,8 @@ def bar_repetition(song: Song, threshold: float = 0.8) -> float:
     other bar j has Jaccard similarity |i ∩ j| / |i ∪ j| ≥ threshold with it. Songs built from
     repeated phrases score high, wandering ones low. A last bar cut short by the song's end is
     compared with the other bars' events on the sixteenths it has (as `groove_consistency`
-    does): a riff that starts again as the song ends recurs. NaN with fewer than 2 non-empty
-    bars.
+    does; so is a pickup bar 0): a riff that starts again as the song ends recurs. NaN with
+    fewer than 2 non-empty bars.
     """
     from scipy.sparse import csr_matrix
 
@@ -864,13 +869,17 @@ def bar_repetition(song: Song, threshold: float = 0.8) -> float:
     close = inter >= threshold * union - 1e-9
     np.fill_diagonal(close, False)
     recurs = close.any(axis=1)
+    # A bar with fewer sixteenths, against the other bars' events on the sixteenths it has.
     length = bar_length(song.n_sixteenths, int(bars[-1]))
-    if 0 < length < SIXTEENTHS_PER_BAR:  # the last bar, cut short: the others' first sixteenths
-        early = np.zeros(n_events)
-        early[event_idx[slot < length]] = 1.0
-        cut_size = np.asarray(b.multiply(early[None, :]).sum(axis=1)).ravel()
-        union = size[-1] + cut_size - inter[-1]
-        recurs[-1] = bool(np.any((inter[-1] >= threshold * union - 1e-9)[:-1]))
+    partial = [(n_bars - 1, 0, length)] if 0 < length < SIXTEENTHS_PER_BAR else []
+    if song.start and bars[0] == 0:  # a pickup bar 0: its last sixteenths
+        partial.append((0, song.start, SIXTEENTHS_PER_BAR))
+    for i, lo, hi in partial:
+        window = np.zeros(n_events)
+        window[event_idx[(slot >= lo) & (slot < hi)]] = 1.0
+        in_window = np.asarray(b.multiply(window[None, :]).sum(axis=1)).ravel()
+        union = size[i] + in_window - inter[i]
+        recurs[i] = bool(np.any(np.delete(inter[i] >= threshold * union - 1e-9, i)))
     return float(recurs.mean())
 
 

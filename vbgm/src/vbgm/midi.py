@@ -181,13 +181,15 @@ def score_to_song(score, config: QuantizeConfig | None = None,
     notes = notes[counts[notes[:, INSTRUMENT]] > config.min_notes]
     if len(notes) == 0:
         raise SkipSong(NO_NOTES, f"{name}: no instrument has more than {config.min_notes} notes")
+    start = shift * 4 // tpq  # the pickup's rest in bar 0
     if config.trim_leading_bars:
         first_bar = int(notes[:, ONSET].min()) // SIXTEENTHS_PER_BAR
         notes[:, ONSET] -= first_bar * SIXTEENTHS_PER_BAR
+        start = start if first_bar == 0 else 0
     n = int((notes[:, ONSET] + notes[:, DURATION]).max())
     if n > config.max_sixteenths:
         raise SkipSong(TOO_LONG, f"{name}: {n} sixteenths, over the {config.max_sixteenths} limit")
-    return Song(notes=notes, n_sixteenths=n), note
+    return Song(notes=notes, n_sixteenths=n, start=min(start, int(notes[:, ONSET].min()))), note
 
 
 def _pickup_ticks(times: np.ndarray, quarters: np.ndarray, tpq: int) -> int:
@@ -246,7 +248,8 @@ def song_to_score(song: Song, tempo_bpm: float = 120.0, programs: dict[int, int]
                   sections: Sequence[int] = ()):
     """A symusic Score (tick time) of the song: one named track per present instrument class,
     GM programs from `programs` (default GM_PROGRAMS), drums on the drum channel, the tempo, a
-    4/4 time signature and the notes' own velocities.
+    4/4 time signature and the notes' own velocities. A song with a pickup (`Song.start` > 0)
+    starts at tick 0 with a bar of its pickup's beats (e.g. 2/4), then 4/4 from bar 1.
 
     For DAWs and notation programs also: the key signature of `key` (0..23, None = unknown: none
     written) and markers "cut N" at `cuts` (sixteenths) and "section X" at `sections` (bars)."""
@@ -258,13 +261,16 @@ def song_to_score(song: Song, tempo_bpm: float = 120.0, programs: dict[int, int]
     tick = WRITE_TPQ // 4
     score = symusic.Score(WRITE_TPQ)
     score.tempos.append(symusic.Tempo(0, float(tempo_bpm)))
-    score.time_signatures.append(symusic.TimeSignature(0, 4, 4))
+    pickup = (SIXTEENTHS_PER_BAR - song.start) % SIXTEENTHS_PER_BAR  # sixteenths before bar 1
+    if pickup:
+        score.time_signatures.append(symusic.TimeSignature(0, pickup // 4, 4))
+    score.time_signatures.append(symusic.TimeSignature(pickup * tick, 4, 4))
     if key is not None:
         score.key_signatures.append(
             symusic.KeySignature(0, key_signature_sharps(int(key)), int(key >= 12)))
-    marks = [(int(s) * SIXTEENTHS_PER_BAR * tick, f"section {section_name(i)}")
-             for i, s in enumerate(sections)]
-    marks += [(int(c) * tick, f"cut {i}") for i, c in enumerate(cuts, 1)]
+    marks = [(max(0, int(s) * SIXTEENTHS_PER_BAR - song.start) * tick,
+              f"section {section_name(i)}") for i, s in enumerate(sections)]
+    marks += [((int(c) - song.start) * tick, f"cut {i}") for i, c in enumerate(cuts, 1)]
     for time, text in sorted(marks):
         score.markers.append(symusic.TextMeta(time, text))
     notes = song.notes
@@ -272,7 +278,7 @@ def song_to_score(song: Song, tempo_bpm: float = 120.0, programs: dict[int, int]
         sel = notes[notes[:, INSTRUMENT] == k]
         track = symusic.Track(name=TRACK_NAMES[k - 1], program=programs[k], is_drum=k == 1)
         track.notes = symusic.Note.from_numpy(
-            time=np.ascontiguousarray(sel[:, ONSET] * tick, dtype=np.int32),
+            time=np.ascontiguousarray((sel[:, ONSET] - song.start) * tick, dtype=np.int32),
             duration=np.ascontiguousarray(sel[:, DURATION] * tick, dtype=np.int32),
             pitch=np.ascontiguousarray(np.clip(sel[:, PITCH], 0, 127), dtype=np.int8),
             velocity=np.ascontiguousarray(np.clip(sel[:, VELOCITY], 1, 127), dtype=np.int8),

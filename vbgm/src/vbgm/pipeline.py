@@ -97,7 +97,7 @@ def fade_velocities(song: Song, fade: FadeConfig = FadeConfig()) -> Song:
     notes = song.notes.copy()
     if len(notes) == 0:
         return song
-    t = notes[:, ONSET].astype(np.float64)
+    t = (notes[:, ONSET] - song.start).astype(np.float64)
     gain = np.ones(len(notes))
     if fade.fade_in > 0:
         gain = np.minimum(gain, fade.floor + (1 - fade.floor) * np.clip(t / fade.fade_in, 0, 1))
@@ -105,7 +105,7 @@ def fade_velocities(song: Song, fade: FadeConfig = FadeConfig()) -> Song:
         left = (song.n_sixteenths - t) / fade.fade_out
         gain = np.minimum(gain, fade.floor + (1 - fade.floor) * np.clip(left, 0, 1))
     notes[:, VELOCITY] = np.clip(np.round(notes[:, VELOCITY] * gain), 1, 127)
-    return Song(notes=notes, n_sixteenths=song.n_sixteenths, genre=song.genre)
+    return Song(notes=notes, n_sixteenths=song.n_sixteenths, genre=song.genre, start=song.start)
 
 
 @dataclass
@@ -121,7 +121,7 @@ class Music:
 
     @property
     def seconds(self) -> float:
-        return self.song.n_sixteenths * 15.0 / self.tempo_bpm
+        return self.song.length * 15.0 / self.tempo_bpm
 
 
 def compose(model: CMT, controls: Controls, tempo_bpm: float, request: Request = Request(),
@@ -257,7 +257,7 @@ def score_video(video: Path, out: Outputs, model: CMT, request: Request = Reques
         timings["analyze"] = time.perf_counter() - t
         ahead = "" if analysis_s is None else f"; {analysis_s:.1f} s while starting up"
         log(f"  analysed: {analysis.duration_s:.1f} s at {analysis.tempo_bpm:g} bpm, "
-            f"{len(analysis.bars)} bars, {len(analysis.beats)} visual beats "
+            f"{len(analysis.bars)} bars{analysis.pickup_text}, {len(analysis.beats)} visual beats "
             f"({len(analysis.cuts)} cuts) [{timings['analyze']:.1f} s{ahead}]")
         controls = Controls.from_analysis(analysis)
         if auto_key and request.key is None:

@@ -45,7 +45,8 @@ def plot_analysis(analysis: VideoAnalysis, path: str | os.PathLike[str],
 
     a = analysis
     bar_s = 240.0 / a.tempo_bpm
-    end = max(a.duration_s, len(a.bars) * bar_s)
+    lead = a.start * 15.0 / a.tempo_bpm  # a pickup: bar 0 starts this long before the video
+    end = max(a.duration_s, len(a.bars) * bar_s - lead)
     heights = [2.2, 1.3, 2.0] + ([2.2] if notes is not None else []) + \
         ([1.1] if ducking is not None else [])
     fig, axes = plt.subplots(len(heights), 1, sharex=True, figsize=(13, 1.7 * sum(heights) / 1.4),
@@ -54,12 +55,13 @@ def plot_analysis(analysis: VideoAnalysis, path: str | os.PathLike[str],
     for ax in axes:
         for m in range(len(a.bars)):
             if m % 2:
-                ax.axvspan(m * bar_s, (m + 1) * bar_s, color="#f0f0f0", zorder=0, lw=0)
+                ax.axvspan(m * bar_s - lead, (m + 1) * bar_s - lead, color="#f0f0f0", zorder=0,
+                           lw=0)
         ax.axvline(a.duration_s, color="#888888", lw=0.8, ls=":", zorder=1)
         for b in a.cuts:
             ax.axvline(b.time_s, color="#d62728", lw=1.2, ls="--", zorder=2)
         for m in (sections or [])[1:]:
-            ax.axvline(m * bar_s, color="#2ca02c", lw=2.0, alpha=0.7, zorder=1.5)
+            ax.axvline(m * bar_s - lead, color="#2ca02c", lw=2.0, alpha=0.7, zorder=1.5)
         ax.grid(axis="y", color="#dddddd", lw=0.5)
         ax.set_axisbelow(True)
         ax.spines[["top", "right"]].set_visible(False)
@@ -69,7 +71,7 @@ def plot_analysis(analysis: VideoAnalysis, path: str | os.PathLike[str],
     floor = DENSITY_THRESHOLDS[0] / 3
     ax_flow.plot(a.frame_times, np.maximum(a.frame_flow, floor), color="#9ecae1", lw=0.8,
                  label="per frame")
-    starts = np.array([b.start_s for b in a.bars] + [len(a.bars) * bar_s])
+    starts = np.array([b.start_s for b in a.bars] + [len(a.bars) * bar_s - lead])
     flows = np.array([max(b.flow, floor) for b in a.bars])
     ax_flow.stairs(flows, starts, color="#08519c", lw=2.0, label="bar mean")
     for t in DENSITY_THRESHOLDS:
@@ -83,22 +85,23 @@ def plot_analysis(analysis: VideoAnalysis, path: str | os.PathLike[str],
     # 2. Density class per bar.
     dens = np.array([b.density for b in a.bars])
     cmap = plt.get_cmap("viridis")
+    middles = (np.maximum(starts[:-1], 0.0) + starts[:-1] + bar_s * 0.92) / 2  # of what is seen
     ax_dens.bar(starts[:-1], dens, width=bar_s * 0.92, align="edge",
                 color=cmap((dens - 1) / 16), edgecolor="none")
     for b in a.bars:
-        length = bar_length(a.n_sixteenths, b.index)
+        length = bar_length(a.n_sixteenths, b.index, a.start)
         label = str(b.density)
-        if length < SIXTEENTHS_PER_BAR:  # cut short by the end: it plays its share of the class
+        if length < SIXTEENTHS_PER_BAR:  # a pickup, or cut short: it plays its share of the class
             share = 1 + bar_share(b.density - 1, length)
             ax_dens.hlines(share, b.start_s, b.start_s + bar_s * 0.92, colors="#111111",
                            linestyles="dotted", lw=1.2, zorder=2.5)
             label = f"{b.density}: {share} in {length}/16"
-        ax_dens.text(b.start_s + bar_s * 0.46, b.density + 0.4, label, ha="center",
+        ax_dens.text(middles[b.index], b.density + 0.4, label, ha="center",
                      va="bottom", fontsize=7 if len(a.bars) > 40 else 8)
     onsets = np.unique(notes[:, 0]) if notes is not None and len(notes) else np.zeros(0, int)
     if notes is not None:
         got = np.bincount(onsets // 16, minlength=len(a.bars))[: len(a.bars)] + 1
-        ax_dens.scatter(starts[:-1] + bar_s * 0.46, got, marker="_", s=160, color="#111111",
+        ax_dens.scatter(middles, got, marker="_", s=160, color="#111111",
                         lw=2.2, zorder=3, label="music (onset slots + 1)")
         ax_dens.legend(loc="lower right", bbox_to_anchor=(1.0, 0.98), fontsize=8, frameon=False)
     ax_dens.set_ylim(0, 19.5)
@@ -142,7 +145,7 @@ def plot_analysis(analysis: VideoAnalysis, path: str | os.PathLike[str],
             sel = notes[notes[:, 3] == k] if len(notes) else notes
             if len(sel) == 0:
                 continue
-            ax_roll.barh(sel[:, 2], sel[:, 1] * s16, left=sel[:, 0] * s16, height=0.9,
+            ax_roll.barh(sel[:, 2], sel[:, 1] * s16, left=(sel[:, 0] - a.start) * s16, height=0.9,
                          color=col, alpha=0.75, label=name, lw=0)
         ax_roll.set_ylabel("pitch")
         if len(notes):
@@ -161,7 +164,7 @@ def plot_analysis(analysis: VideoAnalysis, path: str | os.PathLike[str],
     # Bar numbers along the top.
     top_ax = ax_flow.secondary_xaxis("top")
     step = max(1, len(a.bars) // 24)
-    top_ax.set_xticks([(m + 0.5) * bar_s for m in range(0, len(a.bars), step)],
+    top_ax.set_xticks([(m + 0.5) * bar_s - lead for m in range(0, len(a.bars), step)],
                       [str(m) for m in range(0, len(a.bars), step)], fontsize=7)
     top_ax.tick_params(length=0)
     top_ax.set_xlabel("bar", fontsize=8)
@@ -169,7 +172,7 @@ def plot_analysis(analysis: VideoAnalysis, path: str | os.PathLike[str],
     n_cuts = len(a.cuts)
     fig.suptitle(
         f"{a.source}  ·  {a.duration_s:.1f} s, {a.fps:.2f} fps, {a.width}×{a.height}  ·  "
-        f"{a.tempo_bpm:g} bpm ({a.tempo_source}), {len(a.bars)} bars, "
+        f"{a.tempo_bpm:g} bpm ({a.tempo_source}), {len(a.bars)} bars{a.pickup_text}, "
         f"{len(a.beats) - n_cuts} visual beats, {n_cuts} cuts",
         fontsize=11, x=0.45, y=0.995)
     with atomic_path(path) as tmp:

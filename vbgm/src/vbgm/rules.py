@@ -217,6 +217,7 @@ class Plan:
     requested: np.ndarray
     chords: tuple[str, ...] | None = None
     free_plan: bool = False
+    start: int = 0  # the sixteenth of bar 0 the song starts on (after a pickup's rest)
 
     @property
     def n_bars(self) -> int:
@@ -230,13 +231,18 @@ class Plan:
         """Last usable slot of a bar (the last bar may be partial)."""
         return bar_length(self.n, bar) - 1
 
+    def first_slot(self, bar: int) -> int:
+        """First usable slot of a bar (bar 0 of a song with a pickup starts later)."""
+        return self.start if bar == 0 else 0
+
 
 def make_plan(n: int, bar_density: np.ndarray, beats: np.ndarray, cuts: np.ndarray,
               instruments: tuple[int, ...], rhythm: tuple[int, ...], key: int | None,
               control: float, rng: np.random.Generator, stats: CorpusStats,
-              rules: Rules = Rules(), free_plan: bool = False) -> Plan:
+              rules: Rules = Rules(), free_plan: bool = False, start: int = 0) -> Plan:
     """Draw each control with probability `control` (once, up front: reproducible and
-    independent of the model) and plan the sections and re-played bars."""
+    independent of the model) and plan the sections and re-played bars. `start`: the sixteenth
+    of bar 0 the song starts on; a pickup bar is not re-played, and bar 1 sets the groove."""
     n_bars = -(-n // SIXTEENTHS_PER_BAR)
     requested = np.zeros(n_bars, dtype=np.int64)
     m = min(len(bar_density), n_bars)
@@ -259,13 +265,16 @@ def make_plan(n: int, bar_density: np.ndarray, beats: np.ndarray, cuts: np.ndarr
     drums_and_more = DRUMS in instruments and len(instruments) > 1 and DRUMS in rhythm
     groove = plan_groove(n_bars, sections) if rules.groove and not free_plan and drums_and_more \
         else none
+    if start:  # the pickup: bar 1 sets the groove, a bar re-playing bar 0 is new
+        groove = np.where(groove == 0, np.where(np.arange(n_bars) > 1, 1, -1), groove)
+        source = np.where(source == 0, -1, source)
     # Drawn last, so that the draws above do not depend on the shares; none at C = 1.
     source = thin(source, rules.repeat_share + (1.0 - rules.repeat_share) * control, rng)
     groove = thin(groove, rules.groove_share + (1.0 - rules.groove_share) * control, rng)
     return Plan(n=n, density=density, beats=beats, sections=sections, source=source,
                 instruments=tuple(instruments), rhythm=tuple(rhythm), key=key, stats=stats,
                 rules=rules, groove=groove, fill=is_fill(n_bars, sections),
-                requested=requested, chords=chords, free_plan=free_plan)
+                requested=requested, chords=chords, free_plan=free_plan, start=start)
 
 
 @dataclass
@@ -406,7 +415,7 @@ def new_slots(state: State, plan: Plan, beat_slots: list[int], free: int) -> np.
         upcoming = [g.slot for g in state.groove[:1]] + state.open_slots[:1]
         return (slots == min(upcoming)) & (slots > state.slot) if upcoming \
             else np.zeros(SIXTEENTHS_PER_BAR, dtype=bool)
-    new = (slots > state.slot) & (slots <= last_slot)
+    new = (slots > state.slot) & (slots >= plan.first_slot(state.bar)) & (slots <= last_slot)
     if not plan.free_plan:
         beats_after = np.array([sum(b > x for b in beat_slots) for x in slots])
         new &= (free > 0) & (last_slot - slots >= free - 1 + beats_after)
@@ -417,7 +426,8 @@ def new_slots(state: State, plan: Plan, beat_slots: list[int], free: int) -> np.
         b = beat_slots[0]
         # The beat takes none of the model's own slots: after it, room for all of them still,
         # and no beat of the bar left behind without an onset.
-        skipped = [q for q in range(4) if state.slot < 4 * q < b and not state.covered[q]]
+        skipped = [q for q in range(4) if max(state.slot, plan.first_slot(state.bar) - 1)
+                   < 4 * q < b and not state.covered[q]]
         reach = plan.free_plan or (last_slot - b >= free + sum(x > b for x in beat_slots)
                                    and not (covering and skipped))
         new[b:] = False
@@ -453,7 +463,8 @@ def beat_coverage(state: State, plan: Plan, beat_slots: list[int], free: int) ->
     beats = np.arange(0, SIXTEENTHS_PER_BAR, 4)
     covered = state.covered.copy()
     covered[[s // 4 for s in beat_slots if s % 4 == 0]] = True
-    open_b = (~covered) & (beats <= plan.last_slot(state.bar)) & (beats > state.slot)
+    open_b = (~covered) & (beats <= plan.last_slot(state.bar)) & (beats > state.slot) \
+        & (beats >= plan.first_slot(state.bar))
     ok = np.ones(SIXTEENTHS_PER_BAR, dtype=bool)
     if not open_b.any():
         return ok
@@ -883,7 +894,7 @@ def _accept_bar(state: State, plan: Plan, density: int) -> np.ndarray:
     if plan.density[state.bar] > 0:
         density = int(plan.density[state.bar])
     density = int(np.clip(density, 1, vocab.N_CLASSES[vocab.DENSITY] - 1))
-    room = plan.last_slot(state.bar) + 1
+    room = plan.last_slot(state.bar) + 1 - plan.first_slot(state.bar)
     if plan.free_plan:
         state.slots_left = room
     else:  # the plan as it fits: its visual beats all get a slot, the last bar sounds

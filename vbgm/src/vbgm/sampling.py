@@ -129,7 +129,7 @@ def _generate(model: CMT, controls: Controls, request: Request, config: Sampling
     plans = [rules.make_plan(controls.n_sixteenths, controls.bar_density, controls.beats,
                              controls.cuts, request.instruments, request.rhythm_instruments,
                              key, config.control, rng, stats, config.rules,
-                             free_plan=model.config.ablate_controls)
+                             free_plan=model.config.ablate_controls, start=controls.start)
              for _ in range(candidates)]
     states = [rules.State() for _ in range(candidates)]
     rows: list[list[np.ndarray]] = [[rules.start(s, p)] for s, p in zip(states, plans)]
@@ -189,7 +189,7 @@ def _generate(model: CMT, controls: Controls, request: Request, config: Sampling
     for r, s, p in zip(rows, states, plans):
         tokens = np.vstack([np.stack(r), np.zeros((1, vocab.N_FIELDS), dtype=np.int64)])
         tokens = keys.transpose_rows(tokens, shift_back)
-        song = finish(decode(tokens), controls.n_sixteenths)
+        song = finish(decode(tokens), controls.n_sixteenths, controls.start)
         out.append(Generated(tokens=tokens.astype(np.int32), song=song,
                              score=control_fit(song, controls), n_forced_beats=s.n_forced_beats,
                              sections=list(p.sections),
@@ -263,15 +263,16 @@ def _progress(total: int):
     return stage("generate", total, "sixteenth")
 
 
-def finish(song: Song, n_sixteenths: int) -> Song:
+def finish(song: Song, n_sixteenths: int, start: int = 0) -> Song:
     """End the song exactly at the last sixteenth: notes are clipped to it and the notes of the
-    last onset are held until it (no cut-off chord, no trailing silence after them)."""
+    last onset are held until it (no cut-off chord, no trailing silence after them). `start`:
+    the sixteenth of bar 0 it starts on (after a pickup's rest)."""
     notes = song.notes.copy()
     if len(notes):
         notes[:, DURATION] = np.minimum(notes[:, DURATION], n_sixteenths - notes[:, ONSET])
         last = notes[:, ONSET] == notes[:, ONSET].max()
         notes[last, DURATION] = np.clip(n_sixteenths - notes[last, ONSET], 1, SIXTEENTHS_PER_BAR)
-    return Song(notes=notes, n_sixteenths=n_sixteenths, genre=song.genre)
+    return Song(notes=notes, n_sixteenths=n_sixteenths, genre=song.genre, start=start)
 
 
 def fit_parts(song: Song, controls: Controls) -> tuple[float, float]:

@@ -27,10 +27,12 @@ GENRE_IDS: dict[str, int] = {name: i for i, name in enumerate(GENRES)}
 ONSET, DURATION, PITCH, INSTRUMENT, VELOCITY = range(5)
 
 
-def bar_length(n_sixteenths: int, bar: int) -> int:
-    """Sixteenths of bar `bar` (0-based) in a song of `n_sixteenths`: 16, fewer for a last bar
-    cut short by the song's end (0 or less past the end)."""
-    return min(SIXTEENTHS_PER_BAR, n_sixteenths - bar * SIXTEENTHS_PER_BAR)
+def bar_length(n_sixteenths: int, bar: int, start: int = 0) -> int:
+    """Sixteenths of bar `bar` (0-based) in a song of `n_sixteenths` starting on sixteenth
+    `start` of bar 0: 16, fewer for a last bar cut short by the song's end (0 or less past the
+    end) and for a pickup bar 0 (16 - start)."""
+    return min(SIXTEENTHS_PER_BAR, n_sixteenths - bar * SIXTEENTHS_PER_BAR) \
+        - (start if bar == 0 else 0)
 
 
 def empty_notes() -> np.ndarray:
@@ -45,13 +47,18 @@ class Song:
     notes: int32 array (N, 5) with columns onset (absolute sixteenth), duration (sixteenths,
         1..16), pitch (MIDI 0..127), instrument (1..5, see INSTRUMENTS), velocity (1..127).
         Sorted by (onset, instrument, pitch).
-    n_sixteenths: song length in sixteenths (>= last onset + 1); drives the beat-position class.
+    n_sixteenths: song length in sixteenths (>= last onset + 1), counted from bar 0's downbeat;
+        drives the beat-position class.
     genre: genre code (GENRES index), 0 = unknown.
+    start: the sixteenth of bar 0 the song starts on (no note before it): 0, or the rest of bar
+        0 after a pickup (4 for a 3-beat pickup, 12 for a 1-beat one). Its audio and MIDI begin
+        there.
     """
 
     notes: np.ndarray = field(default_factory=empty_notes)
     n_sixteenths: int = 0
     genre: int = 0
+    start: int = 0
 
     @property
     def instruments(self) -> tuple[int, ...]:
@@ -62,6 +69,11 @@ class Song:
     def n_bars(self) -> int:
         """Number of bars the song spans."""
         return -(-self.n_sixteenths // SIXTEENTHS_PER_BAR)
+
+    @property
+    def length(self) -> int:
+        """Sixteenths the song lasts (from its start, after any pickup rest)."""
+        return self.n_sixteenths - self.start
 
 
 def sort_notes(notes: np.ndarray) -> np.ndarray:

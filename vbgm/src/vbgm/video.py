@@ -26,7 +26,9 @@ The pipeline is one streaming pass over the frames followed by pure functions ov
    each bar's mean speed, and maps speed → density class and weight → strength class
    (`vbgm.controls`).
 
-Time zero is the first frame's presentation time, so the music starts with the picture.
+Time zero is the first frame's presentation time, so the music starts with the picture. When the
+video has cuts, `fit_grid_to_cuts` moves the tempo (and may add a pickup: the video then enters
+bar 0 on its sixteenth `start`) so that every cut falls on a bar line.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import os
 import sys
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from itertools import product
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +81,7 @@ class AnalysisConfig:
     min_tempo_duration_s: float = 3.0  # shorter videos get default_tempo
     default_tempo: float = 120.0
     cut_tempo_tolerance: float = 0.06  # an estimated tempo may move this much to put cuts on bars
+    cut_tempo_pull: float = 0.1  # beyond it, a grid's misfit (beats²) per octave from the motion's
 
 
 @dataclass
@@ -137,10 +141,13 @@ class VideoAnalysis:
 
     JSON schema (`to_json`): {"format": "vbgm-video-analysis", "version": 1, "source",
     "duration_s", "fps", "n_frames", "width", "height", "tempo_bpm", "tempo_source"
-    ("estimated" | "given" | "default"), "n_sixteenths", "brightness" (mean grey level 0..1, or
-    null), "bars": [{"index", "start_s", "flow",
-    "density"}], "beats": [{"time_s", "sixteenth", "weight", "strength", "is_cut"}],
-    "frames": {"time_s": [...], "flow": [...], "envelope": [...]}}. flow is in frame heights per
+    ("estimated" | "cuts": set by cuts faster than the motion's bars | "given" | "default"),
+    "n_sixteenths" (counted from bar 0's downbeat), "start" (the sixteenth of bar 0 the video
+    starts on: 0, or 4, 8, 12 for a pickup of 3, 2, 1 beats that puts the cuts on bar lines;
+    absent = 0), "brightness" (mean grey level 0..1, or null), "bars": [{"index", "start_s"
+    (negative for a pickup bar: it starts before the video), "flow", "density"}], "beats":
+    [{"time_s", "sixteenth", "weight", "strength", "is_cut"}], "frames": {"time_s": [...],
+    "flow": [...], "envelope": [...]}}. flow is in frame heights per
     second; density is 1..17 and strength 0..10 as in the CMT tokens.
     """
 
@@ -153,6 +160,7 @@ class VideoAnalysis:
     tempo_bpm: float
     tempo_source: str
     n_sixteenths: int
+    start: int = 0
     bars: list[Bar] = field(default_factory=list)
     beats: list[Beat] = field(default_factory=list)
     frame_times: np.ndarray = field(default_factory=lambda: np.zeros(0))
@@ -164,6 +172,12 @@ class VideoAnalysis:
     def sixteenth_s(self) -> float:
         """Length of one sixteenth in seconds."""
         return 15.0 / self.tempo_bpm
+
+    @property
+    def pickup_text(self) -> str:
+        """' after a 2-beat pickup' (the beats of bar 0 the video starts with), or ''."""
+        beats = (SIXTEENTHS_PER_BAR - self.start) // 4
+        return f" after a {beats}-beat pickup" if self.start else ""
 
     @property
     def cuts(self) -> list[Beat]:
@@ -184,6 +198,7 @@ class VideoAnalysis:
             "tempo_bpm": self.tempo_bpm,
             "tempo_source": self.tempo_source,
             "n_sixteenths": self.n_sixteenths,
+            "start": self.start,
             "brightness": None if math.isnan(self.brightness) else round(self.brightness, 4),
             "bars": [asdict(b) for b in self.bars],
             "beats": [asdict(b) for b in self.beats],
@@ -209,7 +224,7 @@ class VideoAnalysis:
                 source=d["source"], duration_s=float(d["duration_s"]), fps=float(d["fps"]),
                 n_frames=int(d["n_frames"]), width=int(d["width"]), height=int(d["height"]),
                 tempo_bpm=float(d["tempo_bpm"]), tempo_source=d["tempo_source"],
-                n_sixteenths=int(d["n_sixteenths"]),
+                n_sixteenths=int(d["n_sixteenths"]), start=int(d.get("start", 0)),
                 bars=[Bar(**b) for b in d["bars"]], beats=[Beat(**b) for b in d["beats"]],
                 frame_times=np.asarray(frames.get("time_s", []), dtype=np.float64),
                 frame_flow=np.asarray(frames.get("flow", []), dtype=np.float64),
@@ -580,24 +595,59 @@ def estimate_tempo(times: np.ndarray, envelope: np.ndarray, beat_times: np.ndarr
     return float(candidates[int(np.argmax(score))])
 
 
-def align_tempo_to_cuts(bpm: float, cut_times: np.ndarray,
-                        config: AnalysisConfig = AnalysisConfig()) -> float:
-    """The tempo (a multiple of 0.5 bpm, within ±cut_tempo_tolerance of `bpm` and the tempo
-    range) that puts the video's cuts closest to bar lines: least mean squared distance in beats,
-    ties to the tempo nearest `bpm`. The music's sections start on bar lines; with the bars
-    where the cuts are, a new scene starts a new section on its first beat."""
+# Where the video may enter bar 0: on its downbeat, or 1, 2 or 3 beats before bar 1 (a pickup).
+PICKUP_STARTS = (0, 12, 8, 4)
+
+
+def cut_distances(bpm: float, start: int, cut_times: np.ndarray) -> np.ndarray:
+    """Distance in beats from each cut to its nearest bar line, for bars of 16 sixteenths at
+    `bpm` whose bar 0 the video enters on sixteenth `start`."""
+    pos = np.asarray(cut_times, dtype=np.float64) * bpm / 15.0 + start
+    return np.abs(pos - SIXTEENTHS_PER_BAR * np.round(pos / SIXTEENTHS_PER_BAR)) / 4.0
+
+
+def fit_grid_to_cuts(bpm: float, cut_times: np.ndarray,
+                     config: AnalysisConfig = AnalysisConfig()) -> tuple[float, int]:
+    """(tempo, start): the bar grid that puts every cut of the video within one beat of a bar
+    line (within 7/8 of a beat before snapping to sixteenths), so that a new scene starts on a
+    downbeat, where a section can start.
+
+    Tried in order, the fit of a grid being the mean squared distance (in beats) of the cuts to
+    their bar lines: (1) the best-fitting tempo within ±cut_tempo_tolerance of `bpm` (multiples
+    of 0.5 bpm), the video starting on bar 0's downbeat, as long as it puts every cut on a
+    downbeat; (2) those tempi with a pickup (`start` 12, 8 or 4: the video opens 1, 2 or 3 beats
+    before bar 1), the best-fitting; (3) any tempo of the range, with or without a pickup,
+    trading fit against distance from `bpm` (`cut_tempo_pull` per octave): cuts every two
+    seconds need bars of about two seconds, whatever the motion's tempo. If none puts every cut
+    on a downbeat, (1) without that condition: as close as the motion's tempo allows.
+    """
     cuts = np.asarray(cut_times, dtype=np.float64)
-    if len(cuts) == 0 or config.cut_tempo_tolerance <= 0:
-        return bpm
     lo = max(config.tempo_min, bpm * (1 - config.cut_tempo_tolerance))
     hi = min(config.tempo_max, bpm * (1 + config.cut_tempo_tolerance))
-    candidates = np.arange(np.ceil(lo * 2) / 2, hi + 1e-9, 0.5)
-    if len(candidates) == 0:
-        return bpm
-    bars = np.outer(candidates, cuts) / 240.0
-    cost = ((4 * (bars - np.round(bars))) ** 2).mean(axis=1)
-    cost += 1e-3 * np.abs(candidates - bpm) / bpm  # ties: the least change
-    return float(candidates[int(np.argmin(cost))])
+    near = np.arange(np.ceil(lo * 2) / 2, hi + 1e-9, 0.5)
+    if len(cuts) == 0 or config.cut_tempo_tolerance <= 0 or len(near) == 0:
+        return bpm, 0
+
+    def octaves(tempo: float) -> float:
+        return abs(math.log2(tempo / bpm))
+
+    def misfit(grid: tuple[float, int]) -> float:  # ties: the least change of tempo
+        return float(np.mean(cut_distances(*grid, cuts) ** 2)) + 1e-3 * octaves(grid[0])
+
+    def on_downbeats(grid: tuple[float, int]) -> bool:
+        return bool(cut_distances(*grid, cuts).max() <= 0.875)
+
+    plain = min(((float(t), 0) for t in near), key=misfit)
+    if on_downbeats(plain):
+        return plain
+    pickup = [g for g in product(near.tolist(), PICKUP_STARTS[1:]) if on_downbeats(g)]
+    if pickup:
+        return min(pickup, key=misfit)
+    anywhere = np.arange(config.tempo_min, config.tempo_max + 1e-9, 0.5)
+    wide = [g for g in product(anywhere.tolist(), PICKUP_STARTS) if on_downbeats(g)]
+    if wide:
+        return min(wide, key=lambda g: misfit(g) + config.cut_tempo_pull * octaves(g[0]))
+    return plain
 
 
 def bar_flow(times: np.ndarray, speed: np.ndarray, n_bars: int, bar_s: float) -> np.ndarray:
@@ -633,6 +683,7 @@ def analyze_motion(motion: Motion, config: AnalysisConfig = AnalysisConfig(),
     for i in cuts:  # flow across a cut is not motion
         speed[i] = speed[i - 1]
     beat_idx, beat_w = pick_beats(times, env, config, times[cuts])
+    start = 0
     if tempo is not None:
         bpm, how = float(tempo), "given"
     elif motion.duration_s < config.min_tempo_duration_s or len(beat_idx) + len(cuts) == 0:
@@ -640,14 +691,16 @@ def analyze_motion(motion: Motion, config: AnalysisConfig = AnalysisConfig(),
     else:
         all_t = np.concatenate([times[beat_idx], times[cuts]])
         all_w = np.concatenate([beat_w, np.ones(len(cuts))])
-        bpm = align_tempo_to_cuts(estimate_tempo(times, env, all_t, all_w, config),
-                                  times[cuts], config)
-        how = "estimated"
-    n16 = n_sixteenths_for(motion.duration_s, bpm)
+        motion_bpm = estimate_tempo(times, env, all_t, all_w, config)
+        bpm, start = fit_grid_to_cuts(motion_bpm, times[cuts], config)
+        # "cuts": the cuts, not the motion, set it (they come faster than its bars)
+        moved = abs(bpm / motion_bpm - 1) > config.cut_tempo_tolerance + 1e-9
+        how = "cuts" if moved else "estimated"
+    n16 = start + n_sixteenths_for(motion.duration_s, bpm)
     n_bars = -(-n16 // SIXTEENTHS_PER_BAR)
-    bar_s = 240.0 / bpm
-    flows = bar_flow(times, speed, n_bars, bar_s)
-    bars = [Bar(index=m, start_s=round(m * bar_s, 6), flow=float(flows[m]),
+    bar_s, lead_s = 240.0 / bpm, start * 15.0 / bpm
+    flows = bar_flow(times + lead_s, speed, n_bars, bar_s)
+    bars = [Bar(index=m, start_s=round(m * bar_s - lead_s, 6), flow=float(flows[m]),
                 density=density_class(float(flows[m]))) for m in range(n_bars)]
     # Snap to sixteenths; beats sharing a sixteenth merge (strongest weight, a cut wins).
     merged: dict[int, Beat] = {}
@@ -655,7 +708,7 @@ def analyze_motion(motion: Motion, config: AnalysisConfig = AnalysisConfig(),
     events += [(i, 1.0, True) for i in cuts]
     for i, w, is_cut in events:
         t = float(times[i])
-        s = min(int(round(t * bpm / 15.0)), n16 - 1)
+        s = min(start + int(round(t * bpm / 15.0)), n16 - 1)
         old = merged.get(s)
         if old is None or (is_cut, w) > (old.is_cut, old.weight):
             merged[s] = Beat(time_s=round(t, 6), sixteenth=s, weight=round(w, 6),
@@ -665,7 +718,7 @@ def analyze_motion(motion: Motion, config: AnalysisConfig = AnalysisConfig(),
         source=source, duration_s=motion.duration_s,
         fps=motion.n_frames / motion.duration_s, n_frames=motion.n_frames,
         width=motion.width, height=motion.height, tempo_bpm=bpm, tempo_source=how,
-        n_sixteenths=n16, bars=bars, beats=beats,
+        n_sixteenths=n16, start=start, bars=bars, beats=beats,
         frame_times=times, frame_flow=speed, envelope=env,
         brightness=float(motion.brightness.mean()) if len(motion.brightness) else math.nan,
     )

@@ -32,7 +32,7 @@ def summary(analysis) -> str:
         f"{a.source}: {a.duration_s:.2f} s, {a.n_frames} frames, {a.fps:.2f} fps, "
         f"{a.width}x{a.height}",
         f"tempo {a.tempo_bpm:g} bpm ({a.tempo_source}), {a.n_sixteenths} sixteenths, "
-        f"{len(a.bars)} bars of {240 / a.tempo_bpm:.2f} s",
+        f"{len(a.bars)} bars of {240 / a.tempo_bpm:.2f} s{a.pickup_text}",
         f"beats: {len(a.beats) - len(a.cuts)} visual"
         + (f" (strength {min(strengths)}-{max(strengths)})" if strengths else "")
         + f", {len(a.cuts)} cuts"
