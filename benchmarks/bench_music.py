@@ -191,6 +191,10 @@ def score_song(g, controls: Controls, tempo: float, track: bool) -> dict[str, fl
     bounds = np.array(g.sections) * SIXTEENTHS_PER_BAR
     row["cut_distance_16ths"] = (float(max(np.min(np.abs(bounds - c)) for c in controls.cuts))
                                  if len(controls.cuts) else math.nan)
+    # To the nearest bar line: where the grid (`video.fit_grid_to_cuts`) puts the cuts.
+    row["cut_bar_distance_16ths"] = (
+        float(max(min(c % SIXTEENTHS_PER_BAR, -c % SIXTEENTHS_PER_BAR) for c in controls.cuts))
+        if len(controls.cuts) else math.nan)
     if track:
         found = tracked_tempo(song, tempo)
         row["tracked_tempo"] = found
@@ -273,7 +277,7 @@ def main() -> None:
     analyses = {p.name: analyze(p) for p in clips}
     songs = real_songs(20 if args.quick else None)
     whole = real_reference(songs, None)
-    real = real_reference(songs, [a.n_sixteenths for a in analyses.values()])
+    real = real_reference(songs, [a.n_sixteenths - a.start for a in analyses.values()])
     lo = {k: min(real[f][k] for f in REAL_FOLDERS) for k, _ in MUSICALITY}
     hi = {k: max(real[f][k] for f in REAL_FOLDERS) for k, _ in MUSICALITY}
     whole_lo = {k: min(whole[f][k] for f in REAL_FOLDERS) for k, _ in MUSICALITY}
@@ -320,7 +324,7 @@ def main() -> None:
         print(f"{header[:28]:28} {lo[k]:8.3f}–{hi[k]:<8.3f} {whole_lo[k]:8.3f}–{whole_hi[k]:<8.3f} "
               + " ".join(cells))
     for k in ("density_fidelity", "beat_hit_rate", "length_error_16ths", "cut_distance_16ths",
-              "tempo_found"):
+              "cut_bar_distance_16ths", "tempo_found"):
         if k in results[labels[0]]:
             print(f"{k:28} {'':35} " + " ".join(f"{results[x].get(k, math.nan):12.3f}"
                                                   for x in labels))

@@ -260,6 +260,14 @@ def test_density_fidelity_is_rank_agreement() -> None:
     onsets = [*range(8), *range(16, 20), *range(32, 38)]
     short = make_song([(o, 1, 60, 1, 80) for o in onsets], n_sixteenths=40)
     assert M.density_fidelity(short, np.array([9, 5, 13])) == pytest.approx(1.0)
+    # So does a pickup bar 0 (the song starts on its sixteenth 8): 13 onsets a bar are 6 in its
+    # last 8, more than bar 1's 4 and fewer than bar 2's 8.
+    onsets = [*range(8, 14), *range(16, 20), *range(32, 40)]
+    notes = make_song([(o, 1, 60, 1, 80) for o in onsets], n_sixteenths=48).notes
+    pickup = Song(notes=notes, n_sixteenths=48, start=8)
+    assert M.density_fidelity(pickup, np.array([13, 5, 9])) == pytest.approx(1.0)
+    assert M.density_fidelity(Song(notes=notes, n_sixteenths=48),
+                              np.array([13, 5, 9])) == pytest.approx(0.5)
 
 
 def test_average_ranks_give_scipys_spearman_with_ties() -> None:

@@ -65,7 +65,11 @@ def _midi_notes(path: Path) -> list[int]:
 def test_musescore_reads_every_generated_file(mscore, video_root, tmp_path):
     out, stems = tmp_path / "bikes.mp4", tmp_path / "stems"
     assert main(["generate", str(video_root / "bikes.mp4"), "-o", str(out), "--stems",
-                 str(stems), "--key", "D major", "--quiet", "--seed", "3"]) == 0
+                 str(stems), "--key", "D major", "--quiet", "--seed", "3",
+                 "--tempo-from-cuts"]) == 0
+    # bikes.mp4's cuts, setting the tempo, put it after a pickup: a short first bar.
+    sigs = symusic.Score(str(out.with_suffix(".mid"))).time_signatures
+    assert sigs[0].time == 0 and sigs[0].numerator < 4 and sigs[1].numerator == 4
     free = tmp_path / "free.mid"  # longer, all five instruments, many long (tied) notes
     assert main(["compose", "--seconds", "24", "--tempo", "120", "-o", str(free), "--quiet",
                  "--seed", "3"]) == 0

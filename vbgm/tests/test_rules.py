@@ -562,19 +562,29 @@ def test_passing_tones_between_beats_are_drawn_hotter() -> None:
     assert pitch_temperatures(states, same.key_pitch_temperature, same) == 1.3
 
 
-def test_a_pickup_bar_is_not_replayed_and_bar_1_sets_the_groove() -> None:
-    """With the song starting on sixteenth 8 of bar 0 (a 2-beat pickup), bar 0 is too short
-    to re-play or keep the drums of: the bars that would re-play it are new, and the groove
-    is bar 1's."""
+def test_after_a_pickup_the_form_starts_at_bar_1() -> None:
+    """With the song starting on sixteenth 8 of bar 0 (a 2-beat pickup), the form is planned
+    from bar 1, as a song starting there would be: its phrases re-play bar 1 (not the short bar
+    0), bar 1 sets the groove, its chords start on the tonic, and the pickup bar, its own, plays
+    the dominant leading into it."""
     n = 8 + 8 * SIXTEENTHS_PER_BAR
-    plain = _plan(n, rules_=Rules(groove_share=1.0, repeat_share=1.0))
-    assert (plain.source == 0).any() and (plain.groove == 0).any()  # what the pickup changes
+    every = Rules(groove_share=1.0, repeat_share=1.0)
+    whole = rules.make_plan(8 * SIXTEENTHS_PER_BAR, np.full(8, 9), np.zeros((0, 2)),
+                            np.zeros(0), (1, 2, 3, 4, 5), (1,), 0, 1.0,
+                            np.random.default_rng(0), STATS, every)
     plan = rules.make_plan(n, np.full(9, 9), np.zeros((0, 2)), np.zeros(0), (1, 2, 3, 4, 5),
-                           (1,), None, 1.0, np.random.default_rng(0), STATS,
-                           Rules(groove_share=1.0, repeat_share=1.0), start=8)
-    assert not (plan.source == 0).any() and not (plan.groove == 0).any()
-    assert plan.groove[0] == plan.groove[1] == -1 and (plan.groove[2:8] == 1).all()
-    assert plan.first_slot(0) == 8 and plan.first_slot(1) == 0
+                           (1,), 0, 1.0, np.random.default_rng(0), STATS, every, start=8)
+    assert plan.source[0] == plan.groove[0] == -1 and not plan.fill[0]
+    shifted = lambda x: np.where(x >= 0, x + 1, -1)  # noqa: E731
+    assert (plan.source[1:] == shifted(whole.source)).all() and (plan.source == 1).any()
+    assert (plan.groove[1:] == shifted(whole.groove)).all() and (plan.groove[2:] == 1).all()
+    assert plan.chords == ("V", *whole.chords) and plan.chords[1] == "I"
+    assert plan.sections == [0] and plan.first_slot(0) == 8 and plan.first_slot(1) == 0
+    # A cut on bar 5's downbeat starts a section there (4 bars after bar 1).
+    cut = rules.make_plan(n, np.full(9, 9), np.zeros((0, 2)), np.array([5 * 16 + 1]),
+                          (1, 2), (1,), None, 1.0, np.random.default_rng(0), STATS, every,
+                          start=8)
+    assert cut.sections == [0, 5]
 
 
 @pytest.mark.parametrize("control", [0.7, 1.0])

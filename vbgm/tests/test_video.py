@@ -60,7 +60,7 @@ def test_real_clips(real_analyses: dict[str, VideoAnalysis], video_root: Path) -
             declared = float(s.duration * s.time_base) if s.duration else c.duration / 1e6
         assert abs(a.duration_s - declared) < 0.15, name
         assert 60 <= a.tempo_bpm <= 160, name
-        assert a.tempo_source == ("cuts" if name == "bikes.mp4" else "estimated"), name
+        assert a.tempo_source == "estimated", name
         assert a.n_sixteenths == a.start + math.ceil(a.duration_s * a.tempo_bpm / 15 - 1e-9), name
         assert len(a.bars) == math.ceil(a.n_sixteenths / 16), name
         assert [b.index for b in a.bars] == list(range(len(a.bars)))
@@ -80,19 +80,26 @@ def test_real_clips(real_analyses: dict[str, VideoAnalysis], video_root: Path) -
     assert real_analyses["vtest.avi"].fps == pytest.approx(10.0, abs=0.01)
     assert len(real_analyses["bikes.mp4"].cuts) == 5  # the clip has five shot changes
     assert sum(len(a.cuts) for n, a in real_analyses.items() if n != "bikes.mp4") == 0
-    assert all(a.start == 0 for n, a in real_analyses.items() if n != "bikes.mp4")
+    # No grid near their motion's tempo puts bikes.mp4's cuts on downbeats: nothing moves.
+    assert all(a.start == 0 for a in real_analyses.values())
 
 
-def test_bikes_cuts_fall_on_downbeats(real_analyses: dict[str, VideoAnalysis]) -> None:
+def test_bikes_cuts_can_set_the_tempo(video_root: Path,
+                                      real_analyses: dict[str, VideoAnalysis]) -> None:
     """bikes.mp4 cuts every 1.8-2.6 s: at its motion's 76 bpm (3.2 s bars) two of its five cuts
-    fell 6 sixteenths from any bar line. The grid is chosen from the cuts: bars of about two
-    seconds, the video entering bar 0 after a pickup, and every cut within a beat of a bar line."""
-    a = real_analyses["bikes.mp4"]
-    assert a.start in (4, 8, 12)
+    fall 6 sixteenths from any bar line. With `cuts_set_tempo` the cuts choose the grid: bars
+    of about two seconds, the video entering bar 0 after a pickup, every cut within a beat of a
+    bar line; the visual beats and the bars' motion are those of the same video."""
+    plain = real_analyses["bikes.mp4"]
+    off = [min(b.sixteenth % 16, 16 - b.sixteenth % 16) for b in plain.cuts]
+    assert max(off) > 4 and plain.tempo_bpm == 76.0
+    a = analyze(video_root / "bikes.mp4", AnalysisConfig(cuts_set_tempo=True))
+    assert a.tempo_source == "cuts" and 95 <= a.tempo_bpm <= 125 and a.start in (4, 8, 12)
     off = [min(b.sixteenth % 16, 16 - b.sixteenth % 16) for b in a.cuts]
     assert max(off) <= 4, off
-    assert 95 <= a.tempo_bpm <= 125
     assert a.bars[0].start_s < 0 < a.bars[1].start_s  # bar 0 starts before the video
+    assert [round(b.time_s, 3) for b in a.beats] == [round(b.time_s, 3) for b in plain.beats]
+    assert a.n_sixteenths == a.start + math.ceil(a.duration_s * a.tempo_bpm / 15 - 1e-9)
 
 
 def test_smooth_frames_is_scipys_gaussian_filter() -> None:
@@ -378,6 +385,15 @@ def test_tempo_moves_a_little_to_put_cuts_on_bar_lines() -> None:
     assert fit_grid_to_cuts(120.0, np.array([8.0]), cfg) == (120.0, 0)  # already on a bar line
 
 
+def test_tempo_from_cuts_on_the_cli(video_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bikes.json"
+    assert main(["analyze", str(video_root / "bikes.mp4"), "--tempo-from-cuts", "--quiet",
+                 "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["tempo_source"] == "cuts" and doc["start"] in (4, 8, 12)
+    assert VideoAnalysis.from_json(out.read_text()).start == doc["start"]
+
+
 def test_a_pickup_puts_an_early_cut_on_a_downbeat() -> None:
     """A cut 1 s into a 120 bpm video (half a bar in) cannot reach a bar line by moving the
     tempo 6 %: the video starts two beats before bar 1 instead, at the same tempo."""
@@ -386,15 +402,17 @@ def test_a_pickup_puts_an_early_cut_on_a_downbeat() -> None:
     bpm, start = fit_grid_to_cuts(120.0, np.array([1.0]))
     assert start == 8 and abs(bpm - 120.0) <= 120.0 * AnalysisConfig().cut_tempo_tolerance
     assert cut_distances(bpm, start, np.array([1.0]))[0] <= 0.25
+    assert fit_grid_to_cuts(117.0, np.array([1.0]), fixed=True) == (117.0, 8)  # a given tempo
 
 
 def test_cuts_faster_than_the_bars_move_the_tempo_further() -> None:
     """Cuts every 2 s at a motion tempo of 76 bpm (3.2 s bars): no grid near 76 bpm puts them
-    all on downbeats; bars of about 2 s (about 120 bpm) do. Without cuts nothing moves."""
+    all on downbeats; with `cuts_set_tempo`, bars of about 2 s (about 120 bpm) do."""
     from vbgm.video import cut_distances, fit_grid_to_cuts
 
     cuts = np.array([1.9, 4.0, 6.0, 8.1])
-    bpm, start = fit_grid_to_cuts(76.0, cuts)
+    assert fit_grid_to_cuts(76.0, cuts)[0] <= 76.0 * 1.06  # by default only a little
+    bpm, start = fit_grid_to_cuts(76.0, cuts, AnalysisConfig(cuts_set_tempo=True))
     assert cut_distances(bpm, start, cuts).max() <= 0.875
     assert 100 <= bpm <= 140
     near_76 = [cut_distances(t, s, cuts).max() for t in np.arange(71.5, 80.6, 0.5)

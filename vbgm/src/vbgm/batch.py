@@ -19,7 +19,7 @@ import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing import get_context
 from multiprocessing.context import BaseContext
 from pathlib import Path
@@ -108,8 +108,9 @@ def _work(i: int, video: Path, out: Outputs, options: dict[str, Any]) -> Done:
     from vbgm.transaction import stops_raise
     from vbgm.video import AnalysisConfig
 
-    options = {"analysis_config": AnalysisConfig(decode_threads=SHARED_CORE_DECODE_THREADS),
-               **options}
+    config = options.get("analysis_config") or AnalysisConfig()
+    options = {**options,
+               "analysis_config": replace(config, decode_threads=SHARED_CORE_DECODE_THREADS)}
     with stops_raise():  # Ctrl-C and SIGTERM reach the workers too: end the video cleanly
         return _run_one(_WORKER["model"], _WORKER["stats"], i, video, out, options)
 

@@ -136,7 +136,8 @@ DOMINANT_SEVENTH = (0, 4, 7, 10)
 # six of the key's seven tones).
 CHORDS = {
     "I": (0, MAJOR_TRIAD), "i": (0, MINOR_TRIAD), "ii": (2, MINOR_TRIAD),
-    "IV": (5, MAJOR_TRIAD), "iv": (5, MINOR_TRIAD), "V7": (7, DOMINANT_SEVENTH),
+    "IV": (5, MAJOR_TRIAD), "iv": (5, MINOR_TRIAD), "V": (7, MAJOR_TRIAD),
+    "V7": (7, DOMINANT_SEVENTH),
     "v": (7, MINOR_TRIAD), "vi": (9, MINOR_TRIAD), "bIII": (3, MAJOR_TRIAD),
     "bVI": (8, MAJOR_TRIAD), "bVII": (10, MAJOR_TRIAD),
 }

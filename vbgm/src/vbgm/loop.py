@@ -64,12 +64,12 @@ def make_loop(song: Song, key: int | None = None) -> tuple[Song, int]:
     pitched = notes[:, INSTRUMENT] != DRUMS
     bass = notes[:, INSTRUMENT] == BASS
     last = pitched & (notes[:, ONSET] >= (song.n_bars - 1) * SIXTEENTHS_PER_BAR)
-    first = pitched & (notes[:, ONSET] == 0)
+    first = pitched & (notes[:, ONSET] == song.start)  # (after a pickup's rest)
     for sel, triad in ((last, chord_tones(key, "V7")), (first, diatonic_triad(key, 0))):
         for roots in (True, False):  # the bass plays the chord's root, the others its tones
             rows = sel & (bass == roots)
             notes[rows, PITCH] = _snap(notes[rows, PITCH], triad, root_only=roots)
-    return Song(normalize_notes(notes), n, song.genre), key
+    return Song(normalize_notes(notes), n, song.genre, song.start), key
 
 
 def loop_samples(n_sixteenths: int, tempo_bpm: float, sample_rate: int) -> int:

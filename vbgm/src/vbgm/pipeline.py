@@ -177,7 +177,7 @@ def loop_length(music: Music, sample_rate: int = 44100) -> int | None:
     """Samples of one pass of `music` when it is a loop, else None."""
     from vbgm.loop import loop_samples
 
-    return loop_samples(music.song.n_sixteenths, music.tempo_bpm, sample_rate) \
+    return loop_samples(music.song.length, music.tempo_bpm, sample_rate) \
         if music.loop else None
 
 

@@ -35,6 +35,7 @@ from vbgm.structure import (
     FILL_FROM,
     PERIOD_BARS,
     PHRASE_BARS,
+    PICKUP_CHORD,
     Group,
     bar_share,
     fit_slots,
@@ -242,7 +243,9 @@ def make_plan(n: int, bar_density: np.ndarray, beats: np.ndarray, cuts: np.ndarr
               rules: Rules = Rules(), free_plan: bool = False, start: int = 0) -> Plan:
     """Draw each control with probability `control` (once, up front: reproducible and
     independent of the model) and plan the sections and re-played bars. `start`: the sixteenth
-    of bar 0 the song starts on; a pickup bar is not re-played, and bar 1 sets the groove."""
+    of bar 0 the song starts on; after a pickup (start > 0) the form starts at bar 1 (its
+    first section, phrase, groove and chord), and the pickup bar plays the dominant leading
+    into it."""
     n_bars = -(-n // SIXTEENTHS_PER_BAR)
     requested = np.zeros(n_bars, dtype=np.int64)
     m = min(len(bar_density), n_bars)
@@ -252,28 +255,34 @@ def make_plan(n: int, bar_density: np.ndarray, beats: np.ndarray, cuts: np.ndarr
     beats = np.asarray(beats, dtype=np.int64).reshape(-1, 2)
     beats = beats[beats[:, 1] > 0]
     beats = beats[rng.random(len(beats)) < control]
-    sections = plan_sections(n_bars, cuts)
-    none = np.full(n_bars, -1, dtype=np.int64)
-    chords = phrase_chords(n_bars, sections, harmony.is_minor(key)) if key is not None else None
     bar_of = beats[:, 0] // SIXTEENTHS_PER_BAR
     beat_slots = [frozenset((beats[bar_of == b, 0] % SIXTEENTHS_PER_BAR).tolist())
                   for b in range(n_bars)]
-    source = (match_density(plan_repeats(n_bars, sections, requested,
-                                         bookend=n_bars <= rules.bookend), sections,
-                            requested,
-                            chords, beat_slots) if rules.repeats and not free_plan else none)
+    # The form, over the bars from the first whole one (bar 1 after a pickup).
+    first = int(start > 0 and n_bars > 1)
+    bars = n_bars - first
+    sections = plan_sections(bars, np.asarray(cuts) - first * SIXTEENTHS_PER_BAR)
+    none = np.full(bars, -1, dtype=np.int64)
+    chords = phrase_chords(bars, sections, harmony.is_minor(key)) if key is not None else None
+    source = (match_density(plan_repeats(bars, sections, requested[first:],
+                                         bookend=bars <= rules.bookend), sections,
+                            requested[first:], chords, beat_slots[first:])
+              if rules.repeats and not free_plan else none)
     drums_and_more = DRUMS in instruments and len(instruments) > 1 and DRUMS in rhythm
-    groove = plan_groove(n_bars, sections) if rules.groove and not free_plan and drums_and_more \
+    groove = plan_groove(bars, sections) if rules.groove and not free_plan and drums_and_more \
         else none
-    if start:  # the pickup: bar 1 sets the groove, a bar re-playing bar 0 is new
-        groove = np.where(groove == 0, np.where(np.arange(n_bars) > 1, 1, -1), groove)
-        source = np.where(source == 0, -1, source)
+    fill = is_fill(bars, sections)
+    if first:  # the pickup bar before it: its own, on the dominant
+        sections = [0] + [s + first for s in sections[1:]]
+        source, groove = (np.r_[-1, np.where(x >= 0, x + first, -1)] for x in (source, groove))
+        fill = np.r_[False, fill]
+        chords = None if chords is None else (PICKUP_CHORD, *chords)
     # Drawn last, so that the draws above do not depend on the shares; none at C = 1.
     source = thin(source, rules.repeat_share + (1.0 - rules.repeat_share) * control, rng)
     groove = thin(groove, rules.groove_share + (1.0 - rules.groove_share) * control, rng)
     return Plan(n=n, density=density, beats=beats, sections=sections, source=source,
                 instruments=tuple(instruments), rhythm=tuple(rhythm), key=key, stats=stats,
-                rules=rules, groove=groove, fill=is_fill(n_bars, sections),
+                rules=rules, groove=groove, fill=fill,
                 requested=requested, chords=chords, free_plan=free_plan, start=start)
 
 

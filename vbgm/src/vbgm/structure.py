@@ -26,6 +26,7 @@ PHRASE_BARS = 4
 PERIOD_BARS = 8
 CADENCE_FROM_BARS = 5  # songs this long or longer end V7-I (`phrase_chords`)
 FILL_FROM = 12  # the slot a fill starts at: the bar's last beat
+PICKUP_CHORD = "V"  # a pickup bar's chord (`harmony.CHORDS`): it leads into the form's tonic
 # Metrical weight of each sixteenth of a 4/4 bar: downbeat, half bar, beats, eighths, sixteenths.
 SLOT_WEIGHT = np.array([5, 1, 2, 1, 3, 1, 2, 1, 4, 1, 2, 1, 3, 1, 2, 1])
 

@@ -81,7 +81,9 @@ class AnalysisConfig:
     min_tempo_duration_s: float = 3.0  # shorter videos get default_tempo
     default_tempo: float = 120.0
     cut_tempo_tolerance: float = 0.06  # an estimated tempo may move this much to put cuts on bars
-    cut_tempo_pull: float = 0.1  # beyond it, a grid's misfit (beats²) per octave from the motion's
+    # Cuts faster than the motion's bars set the tempo (`fit_grid_to_cuts` step 3; off: see there)
+    cuts_set_tempo: bool = False
+    cut_tempo_pull: float = 0.1  # then a grid's misfit (beats²) per octave from the motion's tempo
 
 
 @dataclass
@@ -607,25 +609,29 @@ def cut_distances(bpm: float, start: int, cut_times: np.ndarray) -> np.ndarray:
 
 
 def fit_grid_to_cuts(bpm: float, cut_times: np.ndarray,
-                     config: AnalysisConfig = AnalysisConfig()) -> tuple[float, int]:
+                     config: AnalysisConfig = AnalysisConfig(),
+                     fixed: bool = False) -> tuple[float, int]:
     """(tempo, start): the bar grid that puts every cut of the video within one beat of a bar
     line (within 7/8 of a beat before snapping to sixteenths), so that a new scene starts on a
     downbeat, where a section can start.
 
-    Tried in order, the fit of a grid being the mean squared distance (in beats) of the cuts to
-    their bar lines: (1) the best-fitting tempo within ±cut_tempo_tolerance of `bpm` (multiples
-    of 0.5 bpm), the video starting on bar 0's downbeat, as long as it puts every cut on a
-    downbeat; (2) those tempi with a pickup (`start` 12, 8 or 4: the video opens 1, 2 or 3 beats
-    before bar 1), the best-fitting; (3) any tempo of the range, with or without a pickup,
-    trading fit against distance from `bpm` (`cut_tempo_pull` per octave): cuts every two
-    seconds need bars of about two seconds, whatever the motion's tempo. If none puts every cut
-    on a downbeat, (1) without that condition: as close as the motion's tempo allows.
+    Tried in order, the misfit of a grid being the mean squared distance (in beats) of the cuts
+    to their bar lines: (1) the best-fitting tempo within ±cut_tempo_tolerance of `bpm`
+    (multiples of 0.5 bpm; `bpm` itself when `fixed`, a tempo the user gave), the video starting
+    on bar 0's downbeat, as long as it puts every cut on a downbeat; (2) those tempi with a
+    pickup (`start` 12, 8 or 4: the video opens 1, 2 or 3 beats before bar 1), the
+    best-fitting; (3) with `config.cuts_set_tempo`, any tempo of the range, with or without a
+    pickup, trading misfit against distance from `bpm` (`cut_tempo_pull` per octave): cuts
+    every two seconds need bars of about two seconds. Off by default: on bikes.mp4 (cuts every
+    2 s, motion at 76 bpm) it chose 111.5 bpm, where the visual beats of the motion fall every
+    dotted quarter, and a beat tracker found the tempo in 2 of 6 songs (5 of 6 at 76 bpm). If
+    none puts every cut on a downbeat, (1) without that condition.
     """
     cuts = np.asarray(cut_times, dtype=np.float64)
     lo = max(config.tempo_min, bpm * (1 - config.cut_tempo_tolerance))
     hi = min(config.tempo_max, bpm * (1 + config.cut_tempo_tolerance))
-    near = np.arange(np.ceil(lo * 2) / 2, hi + 1e-9, 0.5)
-    if len(cuts) == 0 or config.cut_tempo_tolerance <= 0 or len(near) == 0:
+    near = np.array([bpm]) if fixed else np.arange(np.ceil(lo * 2) / 2, hi + 1e-9, 0.5)
+    if len(cuts) == 0 or len(near) == 0 or (config.cut_tempo_tolerance <= 0 and not fixed):
         return bpm, 0
 
     def octaves(tempo: float) -> float:
@@ -643,10 +649,11 @@ def fit_grid_to_cuts(bpm: float, cut_times: np.ndarray,
     pickup = [g for g in product(near.tolist(), PICKUP_STARTS[1:]) if on_downbeats(g)]
     if pickup:
         return min(pickup, key=misfit)
-    anywhere = np.arange(config.tempo_min, config.tempo_max + 1e-9, 0.5)
-    wide = [g for g in product(anywhere.tolist(), PICKUP_STARTS) if on_downbeats(g)]
-    if wide:
-        return min(wide, key=lambda g: misfit(g) + config.cut_tempo_pull * octaves(g[0]))
+    if config.cuts_set_tempo and not fixed:
+        anywhere = np.arange(config.tempo_min, config.tempo_max + 1e-9, 0.5)
+        wide = [g for g in product(anywhere.tolist(), PICKUP_STARTS) if on_downbeats(g)]
+        if wide:
+            return min(wide, key=lambda g: misfit(g) + config.cut_tempo_pull * octaves(g[0]))
     return plain
 
 
@@ -684,8 +691,9 @@ def analyze_motion(motion: Motion, config: AnalysisConfig = AnalysisConfig(),
         speed[i] = speed[i - 1]
     beat_idx, beat_w = pick_beats(times, env, config, times[cuts])
     start = 0
-    if tempo is not None:
-        bpm, how = float(tempo), "given"
+    if tempo is not None:  # the user's tempo; a pickup may still put the cuts on bar lines
+        bpm, start = fit_grid_to_cuts(float(tempo), times[cuts], config, fixed=True)
+        how = "given"
     elif motion.duration_s < config.min_tempo_duration_s or len(beat_idx) + len(cuts) == 0:
         bpm, how = float(config.default_tempo), "default"  # too short, or nothing to follow
     else:

@@ -17,6 +17,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", type=Path, metavar="OUT", help="write the analysis as JSON")
     p.add_argument("--plot", type=Path, metavar="OUT.png", help="write a plot (png/svg/pdf)")
     p.add_argument("--tempo", type=float, metavar="BPM", help="use this tempo, not the estimate")
+    p.add_argument("--tempo-from-cuts", action="store_true",
+                   help="when the cuts come faster than the motion's bars, take a tempo whose "
+                        "bars last as long as the shots")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -49,11 +52,12 @@ def run(args: argparse.Namespace) -> int:
     """Analyse, print the summary, write the requested files (atomically, only on success)."""
     from vbgm.atomic import write_text_atomic
     from vbgm.errors import VbgmError
-    from vbgm.video import analyze
+    from vbgm.video import AnalysisConfig, analyze
 
     if args.tempo is not None and not (20 <= args.tempo <= 300):
         raise VbgmError(f"--tempo {args.tempo:g} is out of range (20..300 bpm)")
-    analysis = analyze(args.video, tempo=args.tempo, progress=not args.quiet)
+    analysis = analyze(args.video, AnalysisConfig(cuts_set_tempo=args.tempo_from_cuts),
+                       tempo=args.tempo, progress=not args.quiet)
     print(summary(analysis))
     if args.json:
         write_text_atomic(args.json, analysis.to_json() + "\n")

@@ -156,6 +156,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--control", "-C", type=float, default=0.7,
                    help="control degree C in [0, 1] (0 free, 1 every control; default 0.7)")
     p.add_argument("--tempo", type=float, metavar="BPM", help="tempo instead of the estimate")
+    p.add_argument("--tempo-from-cuts", action="store_true",
+                   help="when the cuts come faster than the motion's bars, take a tempo whose "
+                        "bars last as long as the shots (every cut on a downbeat; the motion's "
+                        "own beats may then fall across the beat)")
     p.add_argument("--keep-audio", action="store_true",
                    help="mix the video's own sound under the music")
     p.add_argument("--duck", type=float, nargs="?", const=12.0, metavar="DB",
@@ -230,6 +234,8 @@ def run(args: argparse.Namespace) -> int:
     one), then score each video as one transaction; a failed video is reported and the batch
     goes on. The first video is analysed while the model loads (`video.AnalysisAhead`); with
     workers, the longest one, while their fork server imports the pipeline."""
+    from dataclasses import replace
+
     from vbgm.batch import SHARED_CORE_DECODE_THREADS, first_video, start_worker_server
     from vbgm.errors import VbgmError
     from vbgm.outputs import check_outputs
@@ -247,7 +253,8 @@ def run(args: argparse.Namespace) -> int:
                "tempo": args.tempo, "candidates": args.candidates, "seed": args.seed,
                "keep_audio": args.keep_audio, "backend": args.synth, "progress": not args.quiet,
                "force": args.force, "auto_key": is_auto_key(args),
-               "duck": duck_config(args), "loop": args.loop}
+               "duck": duck_config(args), "loop": args.loop,
+               "analysis_config": AnalysisConfig(cuts_set_tempo=args.tempo_from_cuts)}
     videos = input_videos(args.videos)
     outputs = plan_outputs(args, videos)
     check_outputs(videos, outputs, args.force)
@@ -256,7 +263,8 @@ def run(args: argparse.Namespace) -> int:
     pool = args.workers > 1 and len(videos) > 1
     ahead = None
     if videos:  # forked before anything starts a thread (the fork server's start does not)
-        config = AnalysisConfig(decode_threads=SHARED_CORE_DECODE_THREADS if pool else 0)
+        config = replace(options["analysis_config"],
+                         decode_threads=SHARED_CORE_DECODE_THREADS if pool else 0)
         ahead = AnalysisAhead.start(first_video(videos, args.workers), args.tempo,
                                     progress=not (args.quiet or pool), config=config)
     if pool:
