@@ -215,6 +215,23 @@ def test_fit_slots_with_weights_drops_the_lightest_source_slots_first():
     assert fit_slots([5, 6], want=1, required=[], weights={5: 1, 6: 1})[1] == 6
 
 
+def test_fit_slots_prefers_the_slots_of_the_bar_before():
+    """Between slots of equal notes, and among free slots, those the bar before played go
+    first: the rhythm runs on from bar to bar (groove consistency)."""
+    slots = [0, 2, 4, 8, 12, 14]
+    assert fit_slots(slots, want=5, required=[]) == [0, 2, 4, 8, 12]
+    assert fit_slots(slots, want=5, required=[], previous=frozenset({0, 4, 8, 12, 14})) \
+        == [0, 4, 8, 12, 14]
+    # More notes still win: the chord on 14 stays though the bar before had 2.
+    notes = {0: 4, 2: 1, 4: 3, 8: 4, 12: 3, 14: 3}
+    assert fit_slots(slots, want=5, required=[], weights=notes, previous=frozenset({2})) \
+        == [0, 4, 8, 12, 14]
+    # An added free slot: the bar before's 6 rather than the first of the eighths, 2.
+    assert fit_slots([0, 4, 8, 12], want=5, required=[]) == [0, 2, 4, 8, 12]
+    assert fit_slots([0, 4, 8, 12], want=5, required=[], previous=frozenset({6})) \
+        == [0, 4, 6, 8, 12]
+
+
 def test_fit_slots_adds_the_strongest_free_slots_when_short():
     out = fit_slots([0], want=6, required=[])
     assert len(out) == 6

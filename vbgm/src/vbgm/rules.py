@@ -973,6 +973,11 @@ def _notes_per_slot(groups: list[Group]) -> dict[int, int]:
     return out
 
 
+def _slots_before(state: State) -> frozenset[int]:
+    """The onset slots of the bar before the current one (none before the first)."""
+    return frozenset(g.slot for g in state.bars.get(state.bar - 1, []))
+
+
 def _groove_bar(state: State, plan: Plan, groove: int) -> tuple[list[Group], list[int]]:
     """This bar's rhythm as (drum hits, other onset slots): the groove bar's onset slots, fitted
     to this bar's density when it is controlled (weakest slots dropped first, strongest free ones
@@ -986,7 +991,8 @@ def _groove_bar(state: State, plan: Plan, groove: int) -> tuple[list[Group], lis
     want = state.slots_left if plan.density[state.bar] > 0 else sum(s <= last for s in rhythm)
     # Fitted as a re-played bar of the same source is (`_replay_rows`): the bars of a section
     # then share their slots, dropping or adding the same ones as their densities differ.
-    slots = fit_slots(rhythm, want, [s for s, _ in beats], last, _notes_per_slot(source))
+    slots = fit_slots(rhythm, want, [s for s, _ in beats], last, _notes_per_slot(source),
+                      _slots_before(state))
     drums = [g for g in source if g.instrument == DRUMS]
     drum_slots = {g.slot for g in drums} | {s for s, _ in beats}
     hits = replay_groups(drums, [s for s in slots if s in drum_slots], last)
@@ -1070,7 +1076,7 @@ def _replay_rows(state: State, plan: Plan, source: int) -> list[np.ndarray]:
             and last == SIXTEENTHS_PER_BAR - 1)
     want = (bar_share(int(plan.density[state.bar]) - 1, last + 1)
             if plan.density[state.bar] > 0 and not same else sum(s <= last for s in used))
-    slots = fit_slots(used, want, required, last, _notes_per_slot(groups))
+    slots = fit_slots(used, want, required, last, _notes_per_slot(groups), _slots_before(state))
     out = replay_groups(groups, slots, last, lightest=True)
     if DRUMS in plan.rhythm and plan.rules.drum_accents:
         out = _accents(out, beats_here, plan)

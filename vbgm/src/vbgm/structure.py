@@ -209,7 +209,8 @@ def bar_share(onsets: int, length: int) -> int:
 
 def fit_slots(slots: list[int], want: int, required: list[int],
               last_slot: int = SIXTEENTHS_PER_BAR - 1,
-              weights: dict[int, int] | None = None) -> list[int]:
+              weights: dict[int, int] | None = None,
+              previous: frozenset[int] = frozenset()) -> list[int]:
     """Choose about `want` onset slots up to `last_slot` for a re-played bar whose source used
     `slots`: the `required` ones (visual beats), then one in every quarter note (the source's
     strongest there, which is the beat itself when the source has it, else the beat: no beat
@@ -218,13 +219,15 @@ def fit_slots(slots: list[int], want: int, required: list[int],
 
     weights: notes the source plays on each of its slots; given, the source's slots with the
     most notes go first (then by metrical weight): a bar asked for fewer onsets drops a lone
-    hi-hat before a chord, so that it still sounds as the bar it re-plays."""
+    hi-hat before a chord, so that it still sounds as the bar it re-plays.
+    previous: the onset slots of the bar before; among slots of equal notes (and among free
+    slots) those go first: the rhythm runs on from bar to bar (groove consistency)."""
     notes = weights or {}
 
-    def metrical(s: int) -> tuple[int, int]:
-        return -SLOT_WEIGHT[s], s
+    def metrical(s: int) -> tuple[int, int, int]:
+        return s not in previous, -SLOT_WEIGHT[s], s
 
-    def heaviest(s: int) -> tuple[int, int, int]:
+    def heaviest(s: int) -> tuple[int, int, int, int]:
         return (-notes.get(s, 0),) + metrical(s)
 
     keep = {s for s in required if s <= last_slot}
