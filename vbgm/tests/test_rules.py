@@ -353,6 +353,27 @@ def test_the_planned_dominant_is_a_seventh_chord_whose_tritone_is_allowed() -> N
     assert 0 not in ok and 10 not in ok  # C (a m2 above B) and Bb: clusters
 
 
+def test_a_dominant_bar_is_pulled_to_its_leading_tone_until_it_sounds() -> None:
+    """`Rules.leading_tone`: in a planned V7 bar the first note of a chord part's group leans
+    to V7's third (B in C major) until the bar has played it; other bars, the bass and the
+    drums are left alone."""
+    plan = replace(_keyed_plan(128), rules=Rules(leading_tone=2.0))
+    v7 = plan.chords.index("V7")
+    g7 = harmony.chord_tones(0, "V7")
+    bars = {v7: [rules.Group(0, DRUMS, [(36 + 1, 2)]), rules.Group(0, PIANO, [])]}
+    state = State(bar=v7, slot=0, instr=PIANO, key=0, chord=g7, notes_left=1, bars=bars)
+    bias = rules.leading_tone_bias(state, plan)
+    assert bias[59 + 1] == bias[71 + 1] == 2.0 and bias[67 + 1] == 0.0  # B, not G
+    sounded = {v7: [rules.Group(0, PIANO, [(71 + 1, 4)]), rules.Group(4, PIANO, [])]}
+    assert rules.leading_tone_bias(replace(state, slot=4, bars=sounded), plan) is None
+    assert rules.leading_tone_bias(replace(state, instr=BASS), plan) is None
+    assert rules.leading_tone_bias(replace(state, group_pitches=[67 + 1]), plan) is None
+    tonic = plan.chords.index("I")
+    assert rules.leading_tone_bias(replace(state, bar=tonic), plan) is None
+    off = replace(plan, rules=Rules(leading_tone=0.0))
+    assert rules.leading_tone_bias(state, off) is None and Rules().leading_tone == 2.0
+
+
 def test_voicing_spreads_a_chord_over_its_tones() -> None:
     c_major = harmony.diatonic_triad(0, 0)
     state = State(bar=0, slot=0, instr=PIANO, key=0, chord=c_major, group_pitches=[60 + 1],

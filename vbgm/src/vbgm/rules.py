@@ -121,6 +121,13 @@ class Rules:
     voicing: pull (logits) away from a pitch class a chord already holds while it lacks one of
         its chord's tones (`voicing_bias`): chords, not octaves of one note.
     third: pull (logits) towards the chord's third while a chord lacks it (`voicing_bias`).
+    leading_tone: pull (logits) towards V7's third, the leading tone, on the first note of a
+        chord part's group in a V7 bar that has not sounded it (`leading_tone_bias`): the key's
+        profile pulls the seventh degree least, and only 17 % of the clips' V7 bars sounded it;
+        with 2, 58 % (5 clips x 3 seeds, C = 0.7), scale consistency unchanged (0.966 / 0.967);
+        the requested key found in 90 % of 120 songs against 92 % (`bench_keys.py --seeds 4`:
+        2 songs, within its noise). Pulling every bar's third (1) reached 38 % but made the
+        clips' songs more diatonic (scale consistency 0.975).
     key_keep: while the music so far is heard in another key than the requested one, the pull
         (logits per unit of profile) towards the tones that tell the two apart (`key_correction`).
         The misses it answers were songs whose long notes (strings holding the fifth) outweighed
@@ -179,6 +186,7 @@ class Rules:
     key_offbeat: float = 0.0
     passing_length: int = 2
     third: float = 2.0
+    leading_tone: float = 2.0
     key_keep: float = 2.0
     restrike: float = 1.5
     colors: int = 2
@@ -614,6 +622,23 @@ def voicing_bias(state: State, plan: Plan) -> np.ndarray | None:
     return bias
 
 
+def leading_tone_bias(state: State, plan: Plan) -> np.ndarray | None:
+    """Additive pitch logits (129,) towards the leading tone (V7's third) for the first note
+    of a piano, guitar or strings group in a planned V7 bar that has not sounded it yet
+    (`Rules.leading_tone`): the key's profile pulls the seventh degree least of the scale, so
+    the dominant sounded without it in most bars."""
+    if (plan.rules.leading_tone <= 0 or plan.chords is None or plan.chords[state.bar] != "V7"
+            or state.instr not in CHORD_PARTS or state.chord is None or state.group_pitches):
+        return None
+    sounded = {(p - 1) % 12 for g in state.bars.get(state.bar, []) if g.instrument != DRUMS
+               for p, _ in g.notes}
+    if state.chord[1] in sounded:
+        return None
+    bias = np.where(_PC == state.chord[1], plan.rules.leading_tone, 0.0)
+    bias[0] = 0.0
+    return bias
+
+
 def pitch_bias(state: State, plan: Plan) -> np.ndarray | None:
     """Additive pitch logits (129,) pulling towards the key's scale and the bar's chord (on its
     quarter notes; between them half as hard, or `Rules.key_offbeat` of it for a requested key);
@@ -623,7 +648,7 @@ def pitch_bias(state: State, plan: Plan) -> np.ndarray | None:
     if plan.key is not None:  # a requested key pulls by its own profile (`key_pull`)
         w, c = 0.0, max(c, plan.rules.key_chord_pull)
     voicing = _added(voicing_bias(state, plan), restrike_bias(state, plan),
-                     color_bias(state, plan))
+                     color_bias(state, plan), leading_tone_bias(state, plan))
     if not _pulls(plan) or state.instr == DRUMS or state.key is None:
         return voicing
     strong = state.slot % 4 == 0
