@@ -141,6 +141,8 @@ def check_destination(folder: Path, need_bytes: int = RESERVE_BYTES) -> None:
     for attempt in range(5):
         base = _existing(folder)
         if not base.is_dir():
+            if not base.exists() and attempt < 4:  # a concurrent run removed a folder it made
+                continue
             raise VbgmError(f"{folder}: not a folder" if base == folder.absolute() else
                             f"{folder}: cannot create this folder ({base} is not a folder)")
         try:
