@@ -262,3 +262,20 @@ def test_shipped_model_is_small_and_loads():
     path = default_checkpoint()
     assert path.stat().st_size <= 25 * 2**20
     assert load_model(path).config.n_layer >= 1
+
+
+def test_fades_are_counted_from_the_songs_start():
+    """`fade_velocities` fades in over the first sixteenths of the song and out over its last,
+    after a pickup's rest too: a song starting on sixteenth 8 fades as the same notes 8
+    sixteenths earlier with no pickup do."""
+    from vbgm.pipeline import FadeConfig, fade_velocities
+    from vbgm.song import Song
+
+    notes = np.array([[s, 1, 60, 2, 100] for s in range(8, 40)], dtype=np.int32)
+    plain = notes.copy()
+    plain[:, ONSET] -= 8
+    fade = FadeConfig()
+    got = fade_velocities(Song(notes=notes, n_sixteenths=40, start=8), fade).notes[:, 4]
+    want = fade_velocities(Song(notes=plain, n_sixteenths=32), fade).notes[:, 4]
+    np.testing.assert_array_equal(got, want)
+    assert got[0] < got[16] > got[-1]  # softer at both ends

@@ -180,6 +180,9 @@ def test_a_song_with_a_pickup_is_written_with_a_short_first_bar_and_read_back(tm
     back = read_midi(path, QuantizeConfig(min_notes=0))
     assert back.start == 8
     np.testing.assert_array_equal(back.notes, song.notes)
+    odd = song_to_score(Song(notes=notes, n_sixteenths=48, start=6), 100)  # 10 sixteenths
+    assert [(t.time, t.numerator, t.denominator) for t in odd.time_signatures] == [
+        (0, 10, 16), (10 * S, 4, 4)]
     assert write_midi(Song(notes=notes, n_sixteenths=48), tmp_path / "plain.mid").is_file()
     assert read_midi(tmp_path / "plain.mid", QuantizeConfig(min_notes=0)).start == 0
 

@@ -209,8 +209,9 @@ def _start_and_wait_for_temporaries(video_root: Path, out: Path) -> subprocess.P
     proc = subprocess.Popen(_cli("generate", str(video_root / LONG), "-o", str(out), "--quiet"),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             preexec_fn=_ctrl_c_reaches_python)
-    _wait_for(lambda: any(".vbgm-tmp-" in n for n in os.listdir(out.parent))
-              or proc.poll() is not None)
+    # A real output's temporary, not the writability probe (made and removed at once).
+    _wait_for(lambda: any(".vbgm-tmp-" in n and "vbgm-probe" not in n
+                          for n in os.listdir(out.parent)) or proc.poll() is not None)
     assert proc.poll() is None, proc.communicate()
     return proc
 

@@ -262,8 +262,9 @@ def song_to_score(song: Song, tempo_bpm: float = 120.0, programs: dict[int, int]
     score = symusic.Score(WRITE_TPQ)
     score.tempos.append(symusic.Tempo(0, float(tempo_bpm)))
     pickup = (SIXTEENTHS_PER_BAR - song.start) % SIXTEENTHS_PER_BAR  # sixteenths before bar 1
-    if pickup:
-        score.time_signatures.append(symusic.TimeSignature(0, pickup // 4, 4))
+    if pickup:  # in quarters when it is whole beats (2/4), else in sixteenths (6/16)
+        num, den = (pickup // 4, 4) if pickup % 4 == 0 else (pickup, 16)
+        score.time_signatures.append(symusic.TimeSignature(0, num, den))
     score.time_signatures.append(symusic.TimeSignature(pickup * tick, 4, 4))
     if key is not None:
         score.key_signatures.append(

@@ -102,7 +102,7 @@ def fade_velocities(song: Song, fade: FadeConfig = FadeConfig()) -> Song:
     if fade.fade_in > 0:
         gain = np.minimum(gain, fade.floor + (1 - fade.floor) * np.clip(t / fade.fade_in, 0, 1))
     if fade.fade_out > 0:
-        left = (song.n_sixteenths - t) / fade.fade_out
+        left = (song.length - t) / fade.fade_out
         gain = np.minimum(gain, fade.floor + (1 - fade.floor) * np.clip(left, 0, 1))
     notes[:, VELOCITY] = np.clip(np.round(notes[:, VELOCITY] * gain), 1, 127)
     return Song(notes=notes, n_sixteenths=song.n_sixteenths, genre=song.genre, start=song.start)

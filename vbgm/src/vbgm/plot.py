@@ -45,7 +45,7 @@ def plot_analysis(analysis: VideoAnalysis, path: str | os.PathLike[str],
 
     a = analysis
     bar_s = 240.0 / a.tempo_bpm
-    lead = a.start * 15.0 / a.tempo_bpm  # a pickup: bar 0 starts this long before the video
+    lead = a.start * a.sixteenth_s  # a pickup: bar 0 starts this long before the video
     end = max(a.duration_s, len(a.bars) * bar_s - lead)
     heights = [2.2, 1.3, 2.0] + ([2.2] if notes is not None else []) + \
         ([1.1] if ducking is not None else [])

@@ -443,8 +443,7 @@ def new_slots(state: State, plan: Plan, beat_slots: list[int], free: int) -> np.
         b = beat_slots[0]
         # The beat takes none of the model's own slots: after it, room for all of them still,
         # and no beat of the bar left behind without an onset.
-        skipped = [q for q in range(4) if max(state.slot, plan.first_slot(state.bar) - 1)
-                   < 4 * q < b and not state.covered[q]]
+        skipped = [q for q in range(4) if state.slot < 4 * q < b and not state.covered[q]]
         reach = plan.free_plan or (last_slot - b >= free + sum(x > b for x in beat_slots)
                                    and not (covering and skipped))
         new[b:] = False
@@ -480,8 +479,7 @@ def beat_coverage(state: State, plan: Plan, beat_slots: list[int], free: int) ->
     beats = np.arange(0, SIXTEENTHS_PER_BAR, 4)
     covered = state.covered.copy()
     covered[[s // 4 for s in beat_slots if s % 4 == 0]] = True
-    open_b = (~covered) & (beats <= plan.last_slot(state.bar)) & (beats > state.slot) \
-        & (beats >= plan.first_slot(state.bar))
+    open_b = (~covered) & (beats <= plan.last_slot(state.bar)) & (beats > state.slot)
     ok = np.ones(SIXTEENTHS_PER_BAR, dtype=bool)
     if not open_b.any():
         return ok
@@ -911,6 +909,7 @@ def _accept_bar(state: State, plan: Plan, density: int) -> np.ndarray:
     state.slot, state.instr = -1, 0
     state.slot_instruments = set()
     state.covered = np.zeros(4, dtype=bool)
+    state.covered[: -(-plan.first_slot(state.bar) // 4)] = True  # a pickup's rest: no beats
     state.bars[state.bar] = []
     state.replaying = False
     state.groove, state.open_slots, state.bar_has_groove = [], [], False
@@ -928,7 +927,7 @@ def _accept_bar(state: State, plan: Plan, density: int) -> np.ndarray:
     if plan.density[state.bar] > 0:
         density = int(plan.density[state.bar])
     density = int(np.clip(density, 1, vocab.N_CLASSES[vocab.DENSITY] - 1))
-    room = plan.last_slot(state.bar) + 1 - plan.first_slot(state.bar)
+    room = bar_length(plan.n, state.bar, plan.start)
     if plan.free_plan:
         state.slots_left = room
     else:  # the plan as it fits: its visual beats all get a slot, the last bar sounds
