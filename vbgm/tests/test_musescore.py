@@ -65,8 +65,7 @@ def _midi_notes(path: Path) -> list[int]:
 def test_musescore_reads_every_generated_file(mscore, video_root, tmp_path):
     out, stems = tmp_path / "bikes.mp4", tmp_path / "stems"
     assert main(["generate", str(video_root / "bikes.mp4"), "-o", str(out), "--stems",
-                 str(stems), "--key", "D major", "--quiet", "--seed", "3",
-                 "--tempo-from-cuts"]) == 0
+                 str(stems), "--key", "D major", "--quiet", "--seed", "3"]) == 0
     # bikes.mp4's cuts, setting the tempo, put it after a pickup: a short first bar.
     sigs = symusic.Score(str(out.with_suffix(".mid"))).time_signatures
     assert sigs[0].time == 0 and sigs[0].numerator < 4 and sigs[1].numerator == 4

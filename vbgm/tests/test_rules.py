@@ -601,11 +601,16 @@ def test_after_a_pickup_the_form_starts_at_bar_1() -> None:
     assert (plan.groove[1:] == shifted(whole.groove)).all() and (plan.groove[2:] == 1).all()
     assert plan.chords == ("V", *whole.chords) and plan.chords[1] == "I"
     assert plan.sections == [0] and plan.first_slot(0) == 8 and plan.first_slot(1) == 0
-    # A cut on bar 5's downbeat starts a section there (4 bars after bar 1).
+    # A cut on bar 5's downbeat starts a section there (4 bars after bar 1), and so does one
+    # on bar 1's and one on bar 6's; the form follows only the one a phrase from both ends.
     cut = rules.make_plan(n, np.full(9, 9), np.zeros((0, 2)), np.array([5 * 16 + 1]),
                           (1, 2), (1,), None, 1.0, np.random.default_rng(0), STATS, every,
                           start=8)
-    assert cut.sections == [0, 5]
+    assert cut.sections == [0, 5] and (cut.groove[6:] == 5).all()
+    cuts = rules.make_plan(n, np.full(9, 9), np.zeros((0, 2)), np.array([16, 5 * 16, 6 * 16]),
+                           (1, 2), (1,), None, 1.0, np.random.default_rng(0), STATS, every,
+                           start=8)
+    assert cuts.sections == [0, 1, 5, 6] and (cuts.groove == cut.groove).all()
 
 
 @pytest.mark.parametrize("control", [0.7, 1.0])

@@ -10,6 +10,7 @@ from vbgm.structure import (
     Group,
     bar_share,
     fit_slots,
+    form_sections,
     match_density,
     phrase_chords,
     plan_repeats,
@@ -28,29 +29,31 @@ def _bars(*bars: float) -> np.ndarray:
 
 # ------------------------------------------------------------------------------ plan_sections
 def test_sections_start_on_the_bar_line_nearest_each_cut():
-    assert plan_sections(16, np.array([]), min_bars=2) == [0]
+    assert plan_sections(16, np.array([])) == [0]
     # 4.3 bars -> bar 4; 9.7 bars -> bar 10; given out of order.
-    assert plan_sections(16, _bars(9.7, 4.3), min_bars=2) == [0, 4, 10]
-    # Two cuts on the same bar line make one boundary.
-    assert plan_sections(16, _bars(4.1, 3.8), min_bars=2) == [0, 4]
-
-
-def test_sections_shorter_than_min_bars_are_merged():
-    # Bar 5 is one bar after bar 4: dropped at min_bars 2, kept at 1.
-    assert plan_sections(16, _bars(4, 5, 9), min_bars=2) == [0, 4, 9]
-    assert plan_sections(16, _bars(4, 5, 9), min_bars=1) == [0, 4, 5, 9]
-    # A cut in the first bar would make a section shorter than min_bars.
-    assert plan_sections(16, _bars(1, 6), min_bars=2) == [0, 6]
-    # Cuts leaving fewer than min_bars after them are dropped.
-    assert plan_sections(16, _bars(8, 15), min_bars=2) == [0, 8]
-    assert plan_sections(16, _bars(8, 14), min_bars=3) == [0, 8]
+    assert plan_sections(16, _bars(9.7, 4.3)) == [0, 4, 10]
+    # Two cuts on the same bar line make one boundary; every cut makes one, however close.
+    assert plan_sections(16, _bars(4.1, 3.8)) == [0, 4]
+    assert plan_sections(16, _bars(4, 5, 9, 15)) == [0, 4, 5, 9, 15]
 
 
 def test_no_section_starts_at_or_after_the_end():
     # A cut at the very end rounds to the final bar line (16): never a section start.
-    for min_bars in (1, 2):
-        starts = plan_sections(16, _bars(15.8, 16), min_bars=min_bars)
-        assert starts == [0] and all(s < 16 for s in starts)
+    starts = plan_sections(16, _bars(15.8, 16, 0.2))
+    assert starts == [0] and all(s < 16 for s in starts)
+
+
+def test_the_form_keeps_sections_of_at_least_a_phrase():
+    # Bar 5 is one bar after bar 4: dropped at min_bars 2, kept at 1.
+    assert form_sections(16, [0, 4, 5, 9], min_bars=2) == [0, 4, 9]
+    assert form_sections(16, [0, 4, 5, 9], min_bars=1) == [0, 4, 5, 9]
+    # A cut in the first bar would make a section shorter than min_bars.
+    assert form_sections(16, [0, 1, 6], min_bars=2) == [0, 6]
+    # Cuts leaving fewer than min_bars after them are dropped.
+    assert form_sections(16, [0, 8, 15], min_bars=2) == [0, 8]
+    assert form_sections(16, [0, 8, 14], min_bars=3) == [0, 8]
+    # A cut every bar (bikes.mp4 at the tempo its cuts set): one phrase runs on.
+    assert form_sections(5, [0, 1, 2, 3, 4]) == [0]
 
 
 # ------------------------------------------------------------------------------- plan_repeats

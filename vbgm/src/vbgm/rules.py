@@ -39,6 +39,7 @@ from vbgm.structure import (
     Group,
     bar_share,
     fit_slots,
+    form_sections,
     is_fill,
     match_density,
     phrase_chords,
@@ -203,7 +204,8 @@ class Plan:
     density: per bar, the forced density class, 0 where the model chooses; requested: the
     video's density class per bar, forced or not.
     beats: (M, 2) visual beats (sixteenth, strength class) to place, ascending.
-    sections: first bar of each section; source: per bar, the bar it re-plays or -1;
+    sections: first bar of each section (one at every cut: `plan_sections`; the form follows
+    those at least a phrase apart, `form_sections`); source: per bar, the bar it re-plays or -1;
     groove: per bar, the bar whose drum pattern it keeps, or -1; fill: per bar, whether it
     keeps it only until its last beat.
     rhythm: instruments that carry visual beats. key: 0..23 when requested, else None;
@@ -269,19 +271,19 @@ def make_plan(n: int, bar_density: np.ndarray, beats: np.ndarray, cuts: np.ndarr
     # The form, over the bars from the first whole one (bar 1 after a pickup).
     first = int(start > 0 and n_bars > 1)
     bars = n_bars - first
-    sections = plan_sections(bars, np.asarray(cuts) - first * SIXTEENTHS_PER_BAR)
+    sections = plan_sections(n_bars, cuts)  # every cut's bar line, the pickup's included
+    form = form_sections(bars, [0] + [s - first for s in sections if s > first])
     none = np.full(bars, -1, dtype=np.int64)
-    chords = phrase_chords(bars, sections, harmony.is_minor(key)) if key is not None else None
-    source = (match_density(plan_repeats(bars, sections, requested[first:],
-                                         bookend=bars <= rules.bookend), sections,
+    chords = phrase_chords(bars, form, harmony.is_minor(key)) if key is not None else None
+    source = (match_density(plan_repeats(bars, form, requested[first:],
+                                         bookend=bars <= rules.bookend), form,
                             requested[first:], chords, beat_slots[first:])
               if rules.repeats and not free_plan else none)
     drums_and_more = DRUMS in instruments and len(instruments) > 1 and DRUMS in rhythm
-    groove = plan_groove(bars, sections) if rules.groove and not free_plan and drums_and_more \
+    groove = plan_groove(bars, form) if rules.groove and not free_plan and drums_and_more \
         else none
-    fill = is_fill(bars, sections)
+    fill = is_fill(bars, form)
     if first:  # the pickup bar before it: its own, on the dominant
-        sections = [0] + [s + first for s in sections[1:]]
         source, groove = (np.r_[-1, np.where(x >= 0, x + first, -1)] for x in (source, groove))
         fill = np.r_[False, fill]
         chords = None if chords is None else (PICKUP_CHORD, *chords)

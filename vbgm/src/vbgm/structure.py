@@ -2,7 +2,7 @@
 
 Pure planning over bar indices, made before sampling:
 - `plan_sections`: the video's cuts split the music into sections whose boundaries are the bar
-  lines nearest to the cuts (sections shorter than `min_bars` are merged into their neighbour).
+  lines nearest to the cuts; `form_sections`: those the form follows (at least a phrase long).
 - `plan_repeats`: inside a section, 4-bar phrases: bars 0, 1 and 3 of the first phrase are new,
   bar 2 re-plays bar 0; later phrases re-play the phrase before them, each 8-bar period's last bar
   new again (the variation at the phrase end). A section whose motion level is close to an
@@ -31,20 +31,25 @@ PICKUP_CHORD = "V"  # a pickup bar's chord (`harmony.CHORDS`): it leads into the
 SLOT_WEIGHT = np.array([5, 1, 2, 1, 3, 1, 2, 1, 4, 1, 2, 1, 3, 1, 2, 1])
 
 
-def plan_sections(n_bars: int, cut_sixteenths: np.ndarray, min_bars: int = PHRASE_BARS
-                  ) -> list[int]:
-    """First bar of every section: 0, then the bar line nearest to each cut, ascending.
-
-    A boundary closer than `min_bars` (a phrase) to the previous one, or leaving fewer than
-    `min_bars` bars after it, is dropped: a flurry of cuts makes one section, not many short
-    ones (each cut is still a visual beat: an accent).
-    """
-    starts = [0]
+def plan_sections(n_bars: int, cut_sixteenths: np.ndarray) -> list[int]:
+    """First bar of every section: 0, then the bar line nearest to each cut, ascending (a cut
+    nearest to bar 0's line or to the song's end starts none). Every cut starts a section: its
+    downbeat is where the new scene's accent falls (`video.snap_to_bar_line`)."""
     lines = np.rint(np.asarray(cut_sixteenths, dtype=np.float64) / SIXTEENTHS_PER_BAR)
-    for b in sorted({int(x) for x in lines}):
-        if b - starts[-1] >= min_bars and n_bars - b >= min_bars:
-            starts.append(b)
-    return starts
+    return [0] + sorted({int(b) for b in lines if 0 < b < n_bars})
+
+
+def form_sections(n_bars: int, starts: list[int], min_bars: int = PHRASE_BARS) -> list[int]:
+    """The sections the form is planned over (phrases, repeats, groove, chords): `starts`
+    without a boundary closer than `min_bars` (a phrase) to the previous one or leaving fewer
+    than `min_bars` bars after it. A flurry of cuts (bikes.mp4: one every bar at 111.5 bpm)
+    makes short sections inside one phrase that runs on: the cuts fall on its downbeats with
+    their accents, and the phrase still repeats (one-bar sections would make every bar new)."""
+    out = [0]
+    for b in starts[1:]:
+        if b - out[-1] >= min_bars and n_bars - b >= min_bars:
+            out.append(b)
+    return out
 
 
 def section_of(starts: list[int], n_bars: int) -> np.ndarray:

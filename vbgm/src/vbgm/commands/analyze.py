@@ -17,9 +17,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", type=Path, metavar="OUT", help="write the analysis as JSON")
     p.add_argument("--plot", type=Path, metavar="OUT.png", help="write a plot (png/svg/pdf)")
     p.add_argument("--tempo", type=float, metavar="BPM", help="use this tempo, not the estimate")
-    p.add_argument("--tempo-from-cuts", action="store_true",
-                   help="when the cuts come faster than the motion's bars, take a tempo whose "
-                        "bars last as long as the shots")
+    p.add_argument("--tempo-from-motion", action="store_true",
+                   help="keep the motion's tempo even when the cuts come faster than its bars "
+                        "(by default they set a tempo whose bars last as long as the shots)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.tempo is not None and not (20 <= args.tempo <= 300):
         raise VbgmError(f"--tempo {args.tempo:g} is out of range (20..300 bpm)")
-    analysis = analyze(args.video, AnalysisConfig(cuts_set_tempo=args.tempo_from_cuts),
+    analysis = analyze(args.video, AnalysisConfig(cuts_set_tempo=not args.tempo_from_motion),
                        tempo=args.tempo, progress=not args.quiet)
     print(summary(analysis))
     if args.json:

@@ -156,10 +156,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--control", "-C", type=float, default=0.7,
                    help="control degree C in [0, 1] (0 free, 1 every control; default 0.7)")
     p.add_argument("--tempo", type=float, metavar="BPM", help="tempo instead of the estimate")
-    p.add_argument("--tempo-from-cuts", action="store_true",
-                   help="when the cuts come faster than the motion's bars, take a tempo whose "
-                        "bars last as long as the shots (every cut on a downbeat; the motion's "
-                        "own beats may then fall across the beat)")
+    p.add_argument("--tempo-from-motion", action="store_true",
+                   help="keep the motion's tempo even when the cuts come faster than its bars "
+                        "(by default such cuts set a tempo whose bars last as long as the "
+                        "shots: every cut on a downbeat)")
     p.add_argument("--keep-audio", action="store_true",
                    help="mix the video's own sound under the music")
     p.add_argument("--duck", type=float, nargs="?", const=12.0, metavar="DB",
@@ -254,7 +254,7 @@ def run(args: argparse.Namespace) -> int:
                "keep_audio": args.keep_audio, "backend": args.synth, "progress": not args.quiet,
                "force": args.force, "auto_key": is_auto_key(args),
                "duck": duck_config(args), "loop": args.loop,
-               "analysis_config": AnalysisConfig(cuts_set_tempo=args.tempo_from_cuts)}
+               "analysis_config": AnalysisConfig(cuts_set_tempo=not args.tempo_from_motion)}
     videos = input_videos(args.videos)
     outputs = plan_outputs(args, videos)
     check_outputs(videos, outputs, args.force)
