@@ -170,12 +170,13 @@ def test_a_song_with_a_pickup_is_written_with_a_short_first_bar_and_read_back(tm
     notes = np.array([[8, 4, 60, 2, 90], [12, 4, 64, 2, 90], [16, 2, 36, 1, 100],
                       [16, 8, 67, 2, 90], [40, 8, 48, 4, 80]], dtype=np.int32)
     song = Song(notes=notes, n_sixteenths=48, start=8)
-    score = song_to_score(song, 100, cuts=[17], sections=[0, 1])
+    score = song_to_score(song, 100, cut_times=[1.35, 1.4], sections=[0, 1])
     sigs = [(ts.time, ts.numerator, ts.denominator) for ts in score.time_signatures]
     assert sigs == [(0, 2, 4), (8 * S, 4, 4)]
     assert min(n.time for t in score.tracks for n in t.notes) == 0
     assert [(m.time, m.text) for m in score.markers] == [
-        (0, "section A"), (8 * S, "section B"), (9 * S, "cut 1")]
+        (0, "section A"), (8 * S, "section B"), (9 * S, "cut 1"),
+        (round(1.4 * 100 / 60 * 4 * S), "cut 2")]  # where the video cuts, between sixteenths
     path = write_midi(song, tmp_path / "pickup.mid", tempo_bpm=100)
     back = read_midi(path, QuantizeConfig(min_notes=0))
     assert back.start == 8

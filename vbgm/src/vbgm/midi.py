@@ -244,7 +244,7 @@ def section_name(index: int) -> str:
 
 
 def song_to_score(song: Song, tempo_bpm: float = 120.0, programs: dict[int, int] | None = None,
-                  key: int | None = None, cuts: Sequence[int] = (),
+                  key: int | None = None, cut_times: Sequence[float] = (),
                   sections: Sequence[int] = ()):
     """A symusic Score (tick time) of the song: one named track per present instrument class,
     GM programs from `programs` (default GM_PROGRAMS), drums on the drum channel, the tempo, a
@@ -252,7 +252,9 @@ def song_to_score(song: Song, tempo_bpm: float = 120.0, programs: dict[int, int]
     starts at tick 0 with a bar of its pickup's beats (e.g. 2/4), then 4/4 from bar 1.
 
     For DAWs and notation programs also: the key signature of `key` (0..23, None = unknown: none
-    written) and markers "cut N" at `cuts` (sixteenths) and "section X" at `sections` (bars)."""
+    written) and markers "cut N" at `cut_times` (seconds of the video, which starts at tick 0:
+    where the cut is, though its accent was put on the nearest sixteenth or bar line) and
+    "section X" at `sections` (bars)."""
     import symusic
 
     if tempo_bpm <= 0:
@@ -271,7 +273,8 @@ def song_to_score(song: Song, tempo_bpm: float = 120.0, programs: dict[int, int]
             symusic.KeySignature(0, key_signature_sharps(int(key)), int(key >= 12)))
     marks = [(max(0, int(s) * SIXTEENTHS_PER_BAR - song.start) * tick,
               f"section {section_name(i)}") for i, s in enumerate(sections)]
-    marks += [((int(c) - song.start) * tick, f"cut {i}") for i, c in enumerate(cuts, 1)]
+    marks += [(round(float(t) * tempo_bpm / 60.0 * WRITE_TPQ), f"cut {i}")
+              for i, t in enumerate(cut_times, 1)]
     for time, text in sorted(marks):
         score.markers.append(symusic.TextMeta(time, text))
     notes = song.notes

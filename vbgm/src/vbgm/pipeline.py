@@ -276,8 +276,8 @@ def score_video(video: Path, out: Outputs, model: CMT, request: Request = Reques
                + ")" if candidates > 1 else "") + f" [{timings['generate']:.1f} s]")
         log(f"  {describe_fit(music.song, controls)}")
         t = time.perf_counter()
-        score = song_to_score(music.song, analysis.tempo_bpm, key=music.key, cuts=controls.cuts,
-                              sections=best.sections)
+        score = song_to_score(music.song, analysis.tempo_bpm, key=music.key,
+                              cut_times=[b.time_s for b in analysis.cuts], sections=best.sections)
         start = video_start(video)  # where bar 1 sits on the video's timecode
         if out.midi:
             tx.path(out.midi).write_bytes(midi_bytes(score, start))

@@ -46,7 +46,7 @@ def plot_analysis(analysis: VideoAnalysis, path: str | os.PathLike[str],
     a = analysis
     bar_s = 240.0 / a.tempo_bpm
     lead = a.start * a.sixteenth_s  # a pickup: bar 0 starts this long before the video
-    end = max(a.duration_s, len(a.bars) * bar_s - lead)
+    end = max(a.duration_s, (a.n_sixteenths - a.start) * a.sixteenth_s)  # the music's end
     heights = [2.2, 1.3, 2.0] + ([2.2] if notes is not None else []) + \
         ([1.1] if ducking is not None else [])
     fig, axes = plt.subplots(len(heights), 1, sharex=True, figsize=(13, 1.7 * sum(heights) / 1.4),
@@ -71,7 +71,7 @@ def plot_analysis(analysis: VideoAnalysis, path: str | os.PathLike[str],
     floor = DENSITY_THRESHOLDS[0] / 3
     ax_flow.plot(a.frame_times, np.maximum(a.frame_flow, floor), color="#9ecae1", lw=0.8,
                  label="per frame")
-    starts = np.array([b.start_s for b in a.bars] + [len(a.bars) * bar_s - lead])
+    starts = np.array([b.start_s for b in a.bars] + [end])  # a last bar cut short ends there
     flows = np.array([max(b.flow, floor) for b in a.bars])
     ax_flow.stairs(flows, starts, color="#08519c", lw=2.0, label="bar mean")
     for t in DENSITY_THRESHOLDS:
@@ -85,15 +85,16 @@ def plot_analysis(analysis: VideoAnalysis, path: str | os.PathLike[str],
     # 2. Density class per bar.
     dens = np.array([b.density for b in a.bars])
     cmap = plt.get_cmap("viridis")
-    middles = (np.maximum(starts[:-1], 0.0) + starts[:-1] + bar_s * 0.92) / 2  # of what is seen
-    ax_dens.bar(starts[:-1], dens, width=bar_s * 0.92, align="edge",
+    widths = np.diff(starts) * 0.92
+    middles = (np.maximum(starts[:-1], 0.0) + starts[:-1] + widths) / 2  # of what is seen
+    ax_dens.bar(starts[:-1], dens, width=widths, align="edge",
                 color=cmap((dens - 1) / 16), edgecolor="none")
     for b in a.bars:
         length = bar_length(a.n_sixteenths, b.index, a.start)
         label = str(b.density)
         if length < SIXTEENTHS_PER_BAR:  # a pickup, or cut short: it plays its share of the class
             share = 1 + bar_share(b.density - 1, length)
-            ax_dens.hlines(share, b.start_s, b.start_s + bar_s * 0.92, colors="#111111",
+            ax_dens.hlines(share, b.start_s, b.start_s + widths[b.index], colors="#111111",
                            linestyles="dotted", lw=1.2, zorder=2.5)
             label = f"{b.density}: {share} in {length}/16"
         ax_dens.text(middles[b.index], b.density + 0.4, label, ha="center",
