@@ -256,7 +256,8 @@ def score_video(video: Path, out: Outputs, model: CMT, request: Request = Reques
                                progress=progress)
         timings["analyze"] = time.perf_counter() - t
         ahead = "" if analysis_s is None else f"; {analysis_s:.1f} s while starting up"
-        log(f"  analysed: {analysis.duration_s:.1f} s at {analysis.tempo_bpm:g} bpm, "
+        by_cuts = " (its cuts' pace)" if analysis.tempo_source == "cuts" else ""
+        log(f"  analysed: {analysis.duration_s:.1f} s at {analysis.tempo_bpm:g} bpm{by_cuts}, "
             f"{len(analysis.bars)} bars{analysis.pickup_text}, {len(analysis.beats)} visual beats "
             f"({len(analysis.cuts)} cuts) [{timings['analyze']:.1f} s{ahead}]")
         controls = Controls.from_analysis(analysis)
