@@ -414,7 +414,11 @@ def _int8_linear(lin: nn.Linear) -> Callable[[Tensor], Tensor]:
         q = torch.quantize_per_channel(w, scales, torch.zeros(len(w), dtype=torch.long), 0,
                                        torch.qint8)
     packed = torch.ops.quantized.linear_prepack(q, lin.bias.detach().float())
-    return lambda x: torch.ops.quantized.linear_dynamic(x, packed)
+    # The overload's compiled function, not the op packet's Python dispatch: 34 µs a call
+    # instead of 46 (a 512 × 512 layer, batch 1, one thread); a token takes 24 calls.
+    op = torch.ops.quantized.linear_dynamic.default
+    linear = getattr(op, "_op", op)
+    return lambda x: linear(x, packed)
 
 
 @torch.no_grad()
