@@ -35,6 +35,7 @@ def test_sections_start_on_the_bar_line_nearest_each_cut():
     # Two cuts on the same bar line make one boundary; every cut makes one, however close.
     assert plan_sections(16, _bars(4.1, 3.8)) == [0, 4]
     assert plan_sections(16, _bars(4, 5, 9, 15)) == [0, 4, 5, 9, 15]
+    assert plan_sections(16, _bars(0.5, 2.5)) == [0, 1, 3]  # half a bar: the later line
 
 
 def test_no_section_starts_at_or_after_the_end():

@@ -110,6 +110,32 @@ def test_a_cut_a_sixteenth_from_a_bar_line_is_put_on_it() -> None:
     assert snap_to_bar_line(17, 0) == 17 and snap_to_bar_line(2, 2) == 0
 
 
+def _cut_motion(cut_times: list[float], seconds: float, fps: float = 60.0):
+    """Still frames with a hard cut (a warp residual spike) at each of `cut_times`."""
+    from vbgm.video import Motion
+
+    t = np.arange(0, seconds, 1 / fps)
+    residual = np.full(len(t), 0.001)
+    residual[[round(c * fps) for c in cut_times]] = 0.5
+    return Motion(times=t, speed=np.full(len(t), 0.1), directogram=np.zeros((len(t), 8)),
+                  residual=residual, histogram_change=np.zeros(len(t)), duration_s=seconds,
+                  n_frames=len(t), width=320, height=180)
+
+
+def test_a_cut_is_not_put_where_another_is_or_far_from_it() -> None:
+    """Two cuts on sixteenths 16 and 17 (100 bpm): the first on the bar line, the second not
+    moved onto it (both stay cuts). At 40 bpm a sixteenth is 0.375 s: a cut that far from the
+    bar line stays where it is (`AnalysisConfig.cut_snap_s`)."""
+    from vbgm.video import analyze_motion
+
+    a = analyze_motion(_cut_motion([2.3333, 2.6167], 6.0), tempo=100)
+    assert [(b.sixteenth, b.is_cut) for b in a.beats] == [(16, True), (17, True)]
+    slow = analyze_motion(_cut_motion([17 * 0.375], 8.0), tempo=40)
+    assert [(b.sixteenth, b.is_cut) for b in slow.beats] == [(17, True)]
+    near = analyze_motion(_cut_motion([17 * 0.15], 5.0), tempo=100)  # 0.15 s from the line
+    assert [(b.sixteenth, b.is_cut) for b in near.beats] == [(16, True)]
+
+
 def test_smooth_frames_is_scipys_gaussian_filter() -> None:
     from scipy.ndimage import gaussian_filter1d
 

@@ -165,7 +165,8 @@ def plot_analysis(analysis: VideoAnalysis, path: str | os.PathLike[str],
     # Bar numbers along the top.
     top_ax = ax_flow.secondary_xaxis("top")
     step = max(1, len(a.bars) // 24)
-    top_ax.set_xticks([(m + 0.5) * bar_s - lead for m in range(0, len(a.bars), step)],
+    top_ax.set_xticks([(max(starts[m], 0.0) + starts[m + 1]) / 2  # of what is seen
+                       for m in range(0, len(a.bars), step)],
                       [str(m) for m in range(0, len(a.bars), step)], fontsize=7)
     top_ax.tick_params(length=0)
     top_ax.set_xlabel("bar", fontsize=8)

@@ -104,7 +104,8 @@ class Rules:
         the other sixteenths, where passing tones belong). Off by default: with the shipped
         model it made the music simpler and more consonant than real songs
         (`benchmarks/bench_music.py`; the model card has the figures).
-    repeats: bars re-play earlier bars as `structure.plan_repeats` plans (phrases, sections).
+    repeats: bars re-play earlier bars as `structure.plan_repeats` plans (phrases, sections:
+        here and below those of the form, `structure.form_sections`).
     groove: the drums keep the pattern (and the bar its rhythm) of the section's first bar
         through the section, up to each period's fill (`structure.plan_groove`), visual beats
         merged in as accents.
@@ -252,7 +253,9 @@ def make_plan(n: int, bar_density: np.ndarray, beats: np.ndarray, cuts: np.ndarr
               control: float, rng: np.random.Generator, stats: CorpusStats,
               rules: Rules = Rules(), free_plan: bool = False, start: int = 0) -> Plan:
     """Draw each control with probability `control` (once, up front: reproducible and
-    independent of the model) and plan the sections and re-played bars. `start`: the sixteenth
+    independent of the model; a cut's visual beat is kept at every control > 0: its accent
+    marks the downbeat of the section the cut starts) and plan the sections and re-played
+    bars. `start`: the sixteenth
     of bar 0 the song starts on; after a pickup (start > 0) the form starts at bar 1 (its
     first section, phrase, groove and chord), and the pickup bar plays the dominant leading
     into it."""
@@ -264,7 +267,8 @@ def make_plan(n: int, bar_density: np.ndarray, beats: np.ndarray, cuts: np.ndarr
     density = np.where(on, requested, 0)
     beats = np.asarray(beats, dtype=np.int64).reshape(-1, 2)
     beats = beats[beats[:, 1] > 0]
-    beats = beats[rng.random(len(beats)) < control]
+    at_cut = np.isin(beats[:, 0], np.asarray(cuts, dtype=np.int64)) & (control > 0)
+    beats = beats[(rng.random(len(beats)) < control) | at_cut]
     bar_of = beats[:, 0] // SIXTEENTHS_PER_BAR
     beat_slots = [frozenset((beats[bar_of == b, 0] % SIXTEENTHS_PER_BAR).tolist())
                   for b in range(n_bars)]

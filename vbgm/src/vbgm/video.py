@@ -22,7 +22,8 @@ The pipeline is one streaming pass over the frames followed by pure functions ov
    strongest peak of the video (0..1). Cuts are added as beats of weight 1.
 5. `estimate_tempo`: autocorrelation of the envelope over 60–160 bpm, weighted towards moderate
    tempi, plus a bonus for tempi that put the beats on the eighth-note grid.
-6. `analyze` snaps every beat to its sixteenth, cuts the timeline into bars (16 sixteenths), takes
+6. `analyze` snaps every beat to its sixteenth (a cut a sixteenth from a bar line to the bar
+   line: `snap_to_bar_line`), cuts the timeline into bars (16 sixteenths), takes
    each bar's mean speed, and maps speed → density class and weight → strength class
    (`vbgm.controls`).
 
@@ -85,9 +86,11 @@ class AnalysisConfig:
     # --tempo-from-motion switches it off)
     cuts_set_tempo: bool = True
     cut_tempo_pull: float = 0.1  # then a grid's misfit (beats²) per octave from the motion's tempo
-    # A cut this many sixteenths or fewer from a bar line is placed on it (its accent on the
-    # downbeat: a kick and crash a sixteenth off the bar line sound late or early, not on it).
+    # A cut this many sixteenths or fewer from a bar line, and no farther in time than
+    # cut_snap_s, is placed on it (its accent on the downbeat: a kick and crash a sixteenth off
+    # the bar line sound late or early, not on it), unless another cut is there already.
     cut_snap_16ths: int = 1
+    cut_snap_s: float = 0.2
 
 
 @dataclass
@@ -132,7 +135,8 @@ class Bar:
 
 @dataclass
 class Beat:
-    """One visual beat: time, its sixteenth, weight 0..1, strength class 0..10, whether a cut."""
+    """One visual beat: time, its sixteenth (the nearest; a cut's may be the bar line a
+    sixteenth away), weight 0..1, strength class 0..10, whether a cut."""
 
     time_s: float
     sixteenth: int
@@ -730,7 +734,10 @@ def analyze_motion(motion: Motion, config: AnalysisConfig = AnalysisConfig(),
         t = float(times[i])
         s = min(start + int(round(t * bpm / 15.0)), n16 - 1)
         if is_cut:
-            s = min(snap_to_bar_line(s, config.cut_snap_16ths), n16 - 1)
+            line = min(snap_to_bar_line(s, config.cut_snap_16ths), n16 - 1)
+            near = abs((line - start) * 15.0 / bpm - t) <= config.cut_snap_s
+            if near and not getattr(merged.get(line), "is_cut", False):
+                s = line
         old = merged.get(s)
         if old is None or (is_cut, w) > (old.is_cut, old.weight):
             merged[s] = Beat(time_s=round(t, 6), sixteenth=s, weight=round(w, 6),
