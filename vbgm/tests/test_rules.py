@@ -37,16 +37,6 @@ def _plan(n: int = 64, instruments=(1, 2, 3, 4, 5), rhythm=(1,), density=None, b
                            np.random.default_rng(0), STATS, rules_)
 
 
-def test_a_cuts_accent_is_kept_at_every_control_above_0() -> None:
-    """Visual beats are drawn with probability C, but a cut's marks the downbeat of the section
-    it starts: kept at C = 0.05 (where the other 19 of 20 beats are mostly dropped), not at 0."""
-    beats = [(16 * b + 4, 5) for b in range(20)] + [(16 * 8, 10)]
-    low = _plan(n=20 * 16, beats=sorted(beats), cuts=[16 * 8], control=0.05)
-    assert (16 * 8, 10) in map(tuple, low.beats.tolist()) and len(low.beats) < 5
-    assert low.sections == [0, 8]
-    assert len(_plan(n=20 * 16, beats=sorted(beats), cuts=[16 * 8], control=0.0).beats) == 0
-
-
 def test_the_form_is_followed_as_the_controls_are() -> None:
     """Planned re-plays and groove bars are kept with probability share + (1 - share) * C: all
     at C = 1, `repeat_share` / `groove_share` of them at C = 0 (free songs repeat less)."""

@@ -97,8 +97,11 @@ def plot_analysis(analysis: VideoAnalysis, path: str | os.PathLike[str],
             ax_dens.hlines(share, b.start_s, b.start_s + widths[b.index], colors="#111111",
                            linestyles="dotted", lw=1.2, zorder=2.5)
             label = f"{b.density}: {share} in {length}/16"
-        ax_dens.text(middles[b.index], b.density + 0.4, label, ha="center",
-                     va="bottom", fontsize=7 if len(a.bars) > 40 else 8)
+        # A short last bar's label ends at the plot's edge rather than running past it.
+        at_end = b.index == len(a.bars) - 1 and length < SIXTEENTHS_PER_BAR // 2
+        ax_dens.text(end if at_end else middles[b.index], b.density + 0.4, label,
+                     ha="right" if at_end else "center", va="bottom",
+                     fontsize=7 if len(a.bars) > 40 else 8)
     onsets = np.unique(notes[:, 0]) if notes is not None and len(notes) else np.zeros(0, int)
     if notes is not None:
         got = np.bincount(onsets // 16, minlength=len(a.bars))[: len(a.bars)] + 1

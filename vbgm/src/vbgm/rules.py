@@ -253,9 +253,7 @@ def make_plan(n: int, bar_density: np.ndarray, beats: np.ndarray, cuts: np.ndarr
               control: float, rng: np.random.Generator, stats: CorpusStats,
               rules: Rules = Rules(), free_plan: bool = False, start: int = 0) -> Plan:
     """Draw each control with probability `control` (once, up front: reproducible and
-    independent of the model; a cut's visual beat is kept at every control > 0: its accent
-    marks the downbeat of the section the cut starts) and plan the sections and re-played
-    bars. `start`: the sixteenth
+    independent of the model) and plan the sections and re-played bars. `start`: the sixteenth
     of bar 0 the song starts on; after a pickup (start > 0) the form starts at bar 1 (its
     first section, phrase, groove and chord), and the pickup bar plays the dominant leading
     into it."""
@@ -267,8 +265,7 @@ def make_plan(n: int, bar_density: np.ndarray, beats: np.ndarray, cuts: np.ndarr
     density = np.where(on, requested, 0)
     beats = np.asarray(beats, dtype=np.int64).reshape(-1, 2)
     beats = beats[beats[:, 1] > 0]
-    at_cut = np.isin(beats[:, 0], np.asarray(cuts, dtype=np.int64)) & (control > 0)
-    beats = beats[(rng.random(len(beats)) < control) | at_cut]
+    beats = beats[rng.random(len(beats)) < control]
     bar_of = beats[:, 0] // SIXTEENTHS_PER_BAR
     beat_slots = [frozenset((beats[bar_of == b, 0] % SIXTEENTHS_PER_BAR).tolist())
                   for b in range(n_bars)]

@@ -35,7 +35,7 @@ def plan_sections(n_bars: int, cut_sixteenths: np.ndarray) -> list[int]:
     """First bar of every section: 0, then the bar line nearest to each cut (half a bar: the
     later), ascending; a cut nearest to bar 0's line or to the line after the last bar starts
     none. Every cut starts a section: its downbeat is where the new scene's accent falls
-    (`video.snap_to_bar_line`; the sampler keeps a cut's accent at every C > 0)."""
+    (`video.snap_to_bar_line`)."""
     lines = np.floor(np.asarray(cut_sixteenths, dtype=np.float64) / SIXTEENTHS_PER_BAR + 0.5)
     return [0] + sorted({int(b) for b in lines if 0 < b < n_bars})
 
