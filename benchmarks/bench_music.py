@@ -191,10 +191,6 @@ def score_song(g, controls: Controls, tempo: float, track: bool) -> dict[str, fl
     bounds = np.array(g.sections) * SIXTEENTHS_PER_BAR
     row["cut_distance_16ths"] = (float(max(np.min(np.abs(bounds - c)) for c in controls.cuts))
                                  if len(controls.cuts) else math.nan)
-    # To the nearest bar line: where the grid (`video.fit_grid_to_cuts`) puts the cuts.
-    row["cut_bar_distance_16ths"] = (
-        float(max(min(c % SIXTEENTHS_PER_BAR, -c % SIXTEENTHS_PER_BAR) for c in controls.cuts))
-        if len(controls.cuts) else math.nan)
     if track:
         found = tracked_tempo(song, tempo)
         row["tracked_tempo"] = found
@@ -324,7 +320,7 @@ def main() -> None:
         print(f"{header[:28]:28} {lo[k]:8.3f}–{hi[k]:<8.3f} {whole_lo[k]:8.3f}–{whole_hi[k]:<8.3f} "
               + " ".join(cells))
     for k in ("density_fidelity", "beat_hit_rate", "length_error_16ths", "cut_distance_16ths",
-              "cut_bar_distance_16ths", "tempo_found"):
+              "tempo_found"):
         if k in results[labels[0]]:
             print(f"{k:28} {'':35} " + " ".join(f"{results[x].get(k, math.nan):12.3f}"
                                                   for x in labels))

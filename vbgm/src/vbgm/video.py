@@ -733,10 +733,10 @@ def analyze_motion(motion: Motion, config: AnalysisConfig = AnalysisConfig(),
     for i, w, is_cut in events:
         t = float(times[i])
         s = min(start + int(round(t * bpm / 15.0)), n16 - 1)
-        if is_cut:
-            line = min(snap_to_bar_line(s, config.cut_snap_16ths), n16 - 1)
-            near = abs((line - start) * 15.0 / bpm - t) <= config.cut_snap_s
-            if near and not getattr(merged.get(line), "is_cut", False):
+        if is_cut:  # onto a bar line inside the song that no other cut holds, if near
+            line = snap_to_bar_line(s, config.cut_snap_16ths)
+            if (line < n16 and abs((line - start) * 15.0 / bpm - t) <= config.cut_snap_s
+                    and not (line in merged and merged[line].is_cut)):
                 s = line
         old = merged.get(s)
         if old is None or (is_cut, w) > (old.is_cut, old.weight):
